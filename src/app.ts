@@ -1,0 +1,44 @@
+import { Hono } from "hono";
+import { ConfigError } from "./config";
+import { registryOf, type AppEnv } from "./context";
+import { RegistryError } from "./errors";
+import { base } from "./routes/base";
+import { blobs } from "./routes/blobs";
+import { catalog } from "./routes/catalog";
+import { manifests } from "./routes/manifests";
+import { referrers } from "./routes/referrers";
+import { tags } from "./routes/tags";
+import { uploads } from "./routes/uploads";
+
+export const app = new Hono<AppEnv>();
+
+app.use("*", async (c, next) => {
+  c.set("registry", registryOf(c.env));
+  await next();
+  c.res.headers.set("Docker-Distribution-API-Version", "registry/2.0");
+});
+
+// Uploads before blobs: "/blobs/uploads/" must not be read as a blob digest.
+app.route("/", base);
+app.route("/v2", catalog);
+app.route("/v2", uploads);
+app.route("/v2", blobs);
+app.route("/v2", manifests);
+app.route("/v2", tags);
+app.route("/v2", referrers);
+
+app.notFound((c) => new RegistryError("UNSUPPORTED", { path: c.req.path.slice(0, 300) }, { status: 404, message: "no such endpoint" }).toResponse(c.req.method));
+
+app.onError((error, c) => {
+  const response = (() => {
+    if (error instanceof RegistryError) return error.toResponse(c.req.method);
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return new RegistryError("UNKNOWN", { issues: error.issues }, { message: "the registry is misconfigured" }).toResponse(c.req.method);
+    }
+    console.error("unhandled error", c.req.method, c.req.path, error);
+    return new RegistryError("UNKNOWN", null).toResponse(c.req.method);
+  })();
+  response.headers.set("Docker-Distribution-API-Version", "registry/2.0");
+  return response;
+});

@@ -1,0 +1,25 @@
+import { configOf, type Config, type Env } from "./config";
+import { BlobService } from "./services/blobs";
+import { ManifestService } from "./services/manifests";
+import { UploadService } from "./services/uploads";
+
+export interface Registry {
+  config: Config;
+  blobs: BlobService;
+  uploads: UploadService;
+  manifests: ManifestService;
+}
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: { registry: Registry };
+}
+
+export function registryOf(env: Env): Registry {
+  return {
+    config: configOf(env),
+    blobs: new BlobService(env),
+    uploads: new UploadService(env),
+    manifests: new ManifestService(env),
+  };
+}

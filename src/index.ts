@@ -1,0 +1,8 @@
+import { app } from "./app";
+import type { Env } from "./config";
+
+export { UploadSession } from "./uploads/upload-session";
+
+export default {
+  fetch: app.fetch,
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,89 @@
+import { z } from "zod";
+import { parseDigest } from "../references";
+
+export const MediaTypes = {
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  ociEmpty: "application/vnd.oci.empty.v1+json",
+} as const;
+
+// RFC 6838 media type, as the OCI image spec requires for descriptors.
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+
+const mediaType = z.string().regex(MEDIA_TYPE, "not a media type");
+const digest = z.string().refine((value) => {
+  try {
+    parseDigest(value);
+    return true;
+  } catch {
+    return false;
+  }
+}, "not a supported digest");
+const annotations = z.record(z.string(), z.string());
+
+// Unknown properties are kept and ignored, as the OCI image spec requires of implementations.
+export const Descriptor = z.looseObject({
+  mediaType,
+  digest,
+  size: z.number().int().nonnegative(),
+  urls: z.array(z.string()).optional(),
+  annotations: annotations.optional(),
+  data: z.string().optional(),
+  artifactType: mediaType.optional(),
+  platform: z
+    .looseObject({
+      architecture: z.string(),
+      os: z.string(),
+      "os.version": z.string().optional(),
+      "os.features": z.array(z.string()).optional(),
+      variant: z.string().optional(),
+    })
+    .optional(),
+});
+export type Descriptor = z.infer<typeof Descriptor>;
+
+const common = {
+  schemaVersion: z.literal(2),
+  artifactType: mediaType.optional(),
+  subject: Descriptor.optional(),
+  annotations: annotations.optional(),
+};
+
+export const ImageManifest = z.looseObject({
+  ...common,
+  mediaType: z.enum([MediaTypes.ociManifest, MediaTypes.dockerManifest]).optional(),
+  config: Descriptor,
+  layers: z.array(Descriptor),
+});
+
+export const ImageIndex = z.looseObject({
+  ...common,
+  mediaType: z.enum([MediaTypes.ociIndex, MediaTypes.dockerManifestList]).optional(),
+  manifests: z.array(Descriptor),
+});
+
+export type ImageManifest = z.infer<typeof ImageManifest>;
+export type ImageIndex = z.infer<typeof ImageIndex>;
+
+export const SCHEMAS = {
+  [MediaTypes.ociManifest]: ImageManifest,
+  [MediaTypes.dockerManifest]: ImageManifest,
+  [MediaTypes.ociIndex]: ImageIndex,
+  [MediaTypes.dockerManifestList]: ImageIndex,
+} as const;
+
+export type ManifestMediaType = keyof typeof SCHEMAS;
+
+export function isManifestMediaType(value: string): value is ManifestMediaType {
+  return Object.hasOwn(SCHEMAS, value);
+}
+
+// Layers a registry is not expected to hold (foreign and non-distributable layers are fetched from their urls).
+export function isNonDistributable(descriptor: Descriptor): boolean {
+  return (
+    descriptor.mediaType.startsWith("application/vnd.oci.image.layer.nondistributable.") ||
+    descriptor.mediaType === "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+  );
+}

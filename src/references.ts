@@ -1,0 +1,58 @@
+import { RegistryError } from "./errors";
+
+// OCI dist-spec "Pulling manifests": the grammar of repository names and tags.
+const NAME_COMPONENT = "[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*";
+const NAME = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
+const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+const MAX_NAME_LENGTH = 255;
+
+export type Algorithm = "sha256" | "sha512";
+const ENCODED: Record<Algorithm, RegExp> = {
+  sha256: /^[a-f0-9]{64}$/,
+  sha512: /^[a-f0-9]{128}$/,
+};
+
+export function parseRepositoryName(name: string): string {
+  if (name.length > MAX_NAME_LENGTH || !NAME.test(name)) {
+    throw new RegistryError("NAME_INVALID", { name: name.slice(0, MAX_NAME_LENGTH + 1) });
+  }
+  return name;
+}
+
+export function isTag(reference: string): boolean {
+  return TAG.test(reference);
+}
+
+export function parseTag(tag: string): string {
+  if (!TAG.test(tag)) throw new RegistryError("TAG_INVALID", { tag: tag.slice(0, 256) }, { message: "invalid tag" });
+  return tag;
+}
+
+export interface ParsedDigest {
+  digest: string;
+  algorithm: Algorithm;
+  encoded: string;
+}
+
+/** Validates a digest string: grammar, a supported algorithm, and the encoding that algorithm requires. */
+export function parseDigest(value: string): ParsedDigest {
+  const invalid = (reason: string) =>
+    new RegistryError("DIGEST_INVALID", { digest: value.slice(0, 200), reason }, { message: "invalid digest" });
+  if (!DIGEST.test(value)) throw invalid("not a digest");
+  const separator = value.indexOf(":");
+  const algorithm = value.slice(0, separator);
+  const encoded = value.slice(separator + 1);
+  if (algorithm !== "sha256" && algorithm !== "sha512") throw invalid(`unsupported algorithm ${algorithm}`);
+  if (!ENCODED[algorithm].test(encoded)) throw invalid(`${algorithm} needs lowercase hex of the right length`);
+  return { digest: value, algorithm, encoded };
+}
+
+export function isDigest(reference: string): boolean {
+  return reference.includes(":");
+}
+
+/** A manifest reference is a tag or a digest. */
+export function parseReference(reference: string): { tag: string } | { digest: ParsedDigest } {
+  return isDigest(reference) ? { digest: parseDigest(reference) } : { tag: parseTag(reference) };
+}

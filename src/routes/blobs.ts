@@ -1,0 +1,31 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../context";
+import { parseRange } from "../ranges";
+import { parseDigest, parseRepositoryName } from "../references";
+
+// OCI dist-spec end-2 (GET/HEAD) and end-10 (DELETE).
+export const blobs = new Hono<AppEnv>()
+  .get("/:name{.+}/blobs/:digest", async (c) => {
+    const repository = parseRepositoryName(c.req.param("name"));
+    const digest = parseDigest(c.req.param("digest"));
+    const record = await c.var.registry.blobs.stat(repository, digest);
+    const headers: Record<string, string> = {
+      "Content-Type": "application/octet-stream",
+      "Docker-Content-Digest": record.digest,
+      ETag: `"${record.digest}"`,
+      "Accept-Ranges": "bytes",
+    };
+    if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
+    const range = parseRange(c.req.header("Range") ?? null, record.size);
+    const length = range ? range.length : record.size;
+    headers["Content-Length"] = String(length);
+    if (range) headers["Content-Range"] = `bytes ${range.offset}-${range.offset + range.length - 1}/${record.size}`;
+    const status = range ? 206 : 200;
+    if (c.req.method === "HEAD") return c.body(null, status, headers);
+    return c.body(await c.var.registry.blobs.open(record, range), status, headers);
+  })
+  .delete("/:name{.+}/blobs/:digest", async (c) => {
+    const repository = parseRepositoryName(c.req.param("name"));
+    await c.var.registry.blobs.unlink(repository, parseDigest(c.req.param("digest")));
+    return c.body(null, 202);
+  });

@@ -1,0 +1,71 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../context";
+import { RegistryError } from "../errors";
+import { parseRepositoryName } from "../references";
+
+/** Reads a request body of at most `limit` bytes; a larger one is refused without being read to the end. */
+async function readBounded(request: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new RegistryError("SIZE_INVALID", { limit }, { status: 413, message: `manifest is larger than ${limit} bytes` });
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  if (declared > limit) throw tooLarge();
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
+}
+
+// OCI dist-spec end-3 (GET/HEAD), end-7 (PUT), end-9 (DELETE).
+export const manifests = new Hono<AppEnv>()
+  .get("/:name{.+}/manifests/:reference", async (c) => {
+    const repository = parseRepositoryName(c.req.param("name"));
+    const { record, body } = await c.var.registry.manifests.resolve(repository, c.req.param("reference"));
+    const headers = {
+      "Content-Type": record.mediaType,
+      "Content-Length": String(record.size),
+      "Docker-Content-Digest": record.digest,
+      ETag: `"${record.digest}"`,
+    };
+    if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
+    if (c.req.method === "HEAD") return c.body(null, 200, headers);
+    return c.body((await body()) as string, 200, headers);
+  })
+  .put("/:name{.+}/manifests/:reference", async (c) => {
+    const repository = parseRepositoryName(c.req.param("name"));
+    const reference = c.req.param("reference");
+    const bytes = await readBounded(c.req.raw, c.var.registry.config.MAX_MANIFEST_BYTES);
+    const { digest, subject } = await c.var.registry.manifests.put(
+      repository,
+      reference,
+      c.req.header("Content-Type") ?? null,
+      bytes,
+    );
+    const headers: Record<string, string> = {
+      Location: `/v2/${repository}/manifests/${digest}`,
+      "Docker-Content-Digest": digest,
+    };
+    if (subject) headers["OCI-Subject"] = subject;
+    return c.body(null, 201, headers);
+  })
+  .delete("/:name{.+}/manifests/:reference", async (c) => {
+    const repository = parseRepositoryName(c.req.param("name"));
+    await c.var.registry.manifests.delete(repository, c.req.param("reference"));
+    return c.body(null, 202);
+  });

@@ -1,0 +1,24 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../context";
+import { MediaTypes } from "../manifests/schema";
+import { parseRepositoryName } from "../references";
+
+// OCI dist-spec end-12a/12b: manifests whose subject is the digest, as an image index.
+export const referrers = new Hono<AppEnv>().get("/:name{.+}/referrers/:digest", async (c) => {
+  const repository = parseRepositoryName(c.req.param("name"));
+  const artifactType = c.req.query("artifactType") ?? null;
+  const found = await c.var.registry.manifests.referrers(repository, c.req.param("digest"), artifactType);
+  if (artifactType !== null) c.header("OCI-Filters-Applied", "artifactType");
+  const index = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociIndex,
+    manifests: found.map((referrer) => ({
+      mediaType: referrer.mediaType,
+      digest: referrer.digest,
+      size: referrer.size,
+      ...(referrer.artifactType !== null && { artifactType: referrer.artifactType }),
+      ...(referrer.annotations !== null && { annotations: referrer.annotations }),
+    })),
+  };
+  return c.body(JSON.stringify(index), 200, { "Content-Type": MediaTypes.ociIndex });
+});

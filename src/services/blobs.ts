@@ -1,0 +1,73 @@
+import type { Env } from "../config";
+import { digestOfStream } from "../digest";
+import { RegistryError } from "../errors";
+import type { ByteRange } from "../ranges";
+import type { ParsedDigest } from "../references";
+import { BlobRecords, type BlobRecord } from "../storage/blob-records";
+import { blobKey, checksumOption } from "../storage/objects";
+
+export class BlobService {
+  private readonly records: BlobRecords;
+
+  constructor(private readonly env: Env) {
+    this.records = new BlobRecords(env.DB);
+  }
+
+  /** The blob as seen through a repository: unknown unless it was pushed or mounted there. */
+  async stat(repository: string, digest: ParsedDigest): Promise<BlobRecord> {
+    const record = await this.records.find(repository, digest.digest);
+    if (!record) throw new RegistryError("BLOB_UNKNOWN", { repository, digest: digest.digest });
+    return record;
+  }
+
+  async open(record: BlobRecord, range: ByteRange | null): Promise<ReadableStream> {
+    const object = await this.env.BLOBS.get(record.objectKey, range ? { range } : {});
+    if (!object) throw new Error(`blob ${record.digest} has a record but no bytes at ${record.objectKey}`);
+    return object.body;
+  }
+
+  async unlink(repository: string, digest: ParsedDigest): Promise<void> {
+    if (!(await this.records.unlink(repository, digest.digest))) {
+      throw new RegistryError("BLOB_UNKNOWN", { repository, digest: digest.digest });
+    }
+  }
+
+  /** Cross-repository mount: true when the blob was linked, false when the client must upload it. */
+  async mount(repository: string, digest: ParsedDigest, from: string): Promise<boolean> {
+    return this.records.mount(repository, digest.digest, from);
+  }
+
+  /**
+   * A whole blob in one request body of known length. The bytes are always hashed, even when the digest is already
+   * stored: a digest alone never grants access to a blob.
+   */
+  async putWhole(repository: string, digest: ParsedDigest, body: ReadableStream | null, length: number): Promise<BlobRecord> {
+    const stored = await this.records.findStored(digest.digest);
+    let received = 0;
+    const counted = (body ?? new Response(new Uint8Array(0)).body!).pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          received += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    const sized = counted.pipeThrough(new FixedLengthStream(length));
+    const failed = (actual: string) =>
+      received !== length
+        ? new RegistryError("SIZE_INVALID", { declared: length, received }, { message: "the body's length is not the declared length" })
+        : new RegistryError("DIGEST_INVALID", { expected: digest.digest, actual });
+    if (stored) {
+      const actual = await digestOfStream(sized, digest.algorithm).catch(() => "unreadable");
+      if (actual !== digest.digest) throw failed(actual);
+      return this.records.record(repository, stored);
+    }
+    const key = blobKey(digest);
+    try {
+      await this.env.BLOBS.put(key, sized, checksumOption(digest));
+    } catch {
+      throw failed("rejected by R2's checksum");
+    }
+    return this.records.record(repository, { digest: digest.digest, size: length, objectKey: key });
+  }
+}

@@ -1,0 +1,155 @@
+import type { Env } from "../config";
+import { digestOf } from "../digest";
+import { RegistryError } from "../errors";
+import { isManifestMediaType, MediaTypes, isNonDistributable, type ImageIndex, type ImageManifest, SCHEMAS } from "../manifests/schema";
+import { parseDigest, parseReference } from "../references";
+import { ManifestRecords, type ManifestRecord, type ReferrerRecord } from "../storage/manifest-records";
+import { manifestKey } from "../storage/objects";
+
+// D1 caps a row at 2 MB; larger manifests keep their bytes in R2 and a pointer (the digest) in D1.
+const INLINE_MANIFEST_BYTES = 256 * 1024;
+
+export interface StoredManifest {
+  record: ManifestRecord;
+  body: () => Promise<BodyInit>;
+}
+
+export class ManifestService {
+  private readonly records: ManifestRecords;
+
+  constructor(private readonly env: Env) {
+    this.records = new ManifestRecords(env.DB);
+  }
+
+  async resolve(repository: string, reference: string): Promise<StoredManifest> {
+    const parsed = parseReference(reference);
+    const record =
+      "tag" in parsed
+        ? await this.records.findByTag(repository, parsed.tag)
+        : await this.records.find(repository, parsed.digest.digest);
+    if (!record) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference });
+    return { record, body: () => this.bodyOf(record) };
+  }
+
+  private async bodyOf(record: ManifestRecord): Promise<BodyInit> {
+    if (record.body !== null) return record.body;
+    const object = await this.env.BLOBS.get(manifestKey(parseDigest(record.digest)));
+    if (!object) throw new Error(`manifest ${record.digest} has no bytes in R2`);
+    return object.body;
+  }
+
+  /** Validates and stores a manifest; returns its digest and subject. Nothing is written unless all of it is valid. */
+  async put(
+    repository: string,
+    reference: string,
+    contentType: string | null,
+    bytes: Uint8Array,
+  ): Promise<{ digest: string; subject: string | null }> {
+    const target = parseReference(reference);
+    const digest = await digestOf(bytes, "digest" in target ? target.digest.algorithm : "sha256");
+    if ("digest" in target && target.digest.digest !== digest) {
+      throw new RegistryError("DIGEST_INVALID", { expected: target.digest.digest, actual: digest });
+    }
+    const { text, mediaType, parsed } = parseManifest(contentType, bytes);
+    const { manifest } = parsed;
+    const references = referencesOf(parsed);
+    const missing = [
+      ...(await this.records.missingBlobs(repository, references.filter((r) => r.kind === "blob").map((r) => r.digest))),
+      ...(await this.records.missingManifests(
+        repository,
+        references.filter((r) => r.kind === "manifest").map((r) => r.digest),
+      )),
+    ];
+    if (missing.length > 0) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { repository, missing });
+
+    const inline = bytes.byteLength <= INLINE_MANIFEST_BYTES;
+    // Bytes first, then the metadata that points at them.
+    if (!inline) await this.env.BLOBS.put(manifestKey(parseDigest(digest)), bytes);
+    const subject = manifest.subject?.digest ?? null;
+    await this.records.put(
+      {
+        repository,
+        digest,
+        mediaType,
+        size: bytes.byteLength,
+        body: inline ? text : null,
+        subject,
+        artifactType: manifest.artifactType ?? (parsed.kind === "image" ? parsed.manifest.config.mediaType : null),
+        annotations: manifest.annotations ?? null,
+        references,
+      },
+      "tag" in target ? target.tag : null,
+    );
+    return { digest, subject };
+  }
+
+  async delete(repository: string, reference: string): Promise<void> {
+    const target = parseReference(reference);
+    const deleted =
+      "tag" in target
+        ? await this.records.deleteTag(repository, target.tag)
+        : await this.records.delete(repository, target.digest.digest);
+    if (!deleted) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference });
+  }
+
+  async referrers(repository: string, subject: string, artifactType: string | null): Promise<ReferrerRecord[]> {
+    return this.records.referrers(repository, parseDigest(subject).digest, artifactType);
+  }
+
+  async tags(repository: string, limit: number, last: string | null): Promise<string[]> {
+    if (!(await this.records.repositoryExists(repository))) throw new RegistryError("NAME_UNKNOWN", { repository });
+    return this.records.listTags(repository, limit, last);
+  }
+
+  async repositories(limit: number, last: string | null): Promise<string[]> {
+    return this.records.listRepositories(limit, last);
+  }
+}
+
+function invalid(reason: string, detail: Record<string, unknown> = {}): RegistryError {
+  return new RegistryError("MANIFEST_INVALID", { reason, ...detail });
+}
+
+function parseManifest(contentType: string | null, bytes: Uint8Array) {
+  let text: string;
+  let json: unknown;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    json = JSON.parse(text);
+  } catch {
+    throw invalid("manifest is not valid UTF-8 JSON");
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw invalid("manifest is not a JSON object");
+  const declared = (json as { mediaType?: unknown }).mediaType;
+  if (declared !== undefined && typeof declared !== "string") throw invalid("mediaType must be a string");
+  const headerType = contentType?.split(";")[0]?.trim() || undefined;
+  // OCI dist-spec "Pushing Manifests": the Content-Type must match the manifest's mediaType when both are given.
+  if (declared !== undefined && headerType !== undefined && declared !== headerType) {
+    throw invalid("Content-Type does not match the manifest's mediaType", { contentType: headerType, mediaType: declared });
+  }
+  const mediaType = declared ?? headerType;
+  if (mediaType === undefined || !isManifestMediaType(mediaType)) {
+    throw invalid("unsupported manifest media type", { mediaType: mediaType ?? null });
+  }
+  const result = SCHEMAS[mediaType].safeParse(json);
+  if (!result.success) {
+    throw invalid("manifest does not match its schema", {
+      issues: result.error.issues.slice(0, 10).map((issue) => ({ path: issue.path.join("."), message: issue.message })),
+    });
+  }
+  const parsed: Parsed =
+    mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerManifestList
+      ? { kind: "index", manifest: result.data as ImageIndex }
+      : { kind: "image", manifest: result.data as ImageManifest };
+  return { text, mediaType, parsed };
+}
+
+type Parsed = { kind: "image"; manifest: ImageManifest } | { kind: "index"; manifest: ImageIndex };
+
+function referencesOf({ kind, manifest }: Parsed): { digest: string; kind: "blob" | "manifest" }[] {
+  if (kind === "index") return manifest.manifests.map((child) => ({ digest: child.digest, kind: "manifest" }));
+  return [manifest.config, ...manifest.layers.filter((layer) => !isNonDistributable(layer))].map((blob) => ({
+    digest: blob.digest,
+    kind: "blob",
+  }));
+}

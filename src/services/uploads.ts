@@ -1,0 +1,56 @@
+import type { Env } from "../config";
+import { deserializeError, RegistryError } from "../errors";
+import type { ParsedDigest } from "../references";
+import type { BlobRecord } from "../storage/blob-records";
+import type { ChunkExpectation, Outcome } from "../uploads/upload-session";
+
+// Upload ids are random UUIDs: unguessable, and the only way to reach a session's Durable Object.
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+export class UploadService {
+  constructor(private readonly env: Env) {}
+
+  async start(repository: string): Promise<string> {
+    const uploadId = crypto.randomUUID();
+    await unwrap(this.session(uploadId).begin(uploadId, repository));
+    return uploadId;
+  }
+
+  status(repository: string, uploadId: string): Promise<number> {
+    return unwrap(this.session(uploadId, repository).status(repository));
+  }
+
+  append(
+    repository: string,
+    uploadId: string,
+    body: ReadableStream<Uint8Array> | null,
+    expect: ChunkExpectation,
+  ): Promise<number> {
+    return unwrap(this.session(uploadId, repository).append(repository, body, expect));
+  }
+
+  complete(
+    repository: string,
+    uploadId: string,
+    digest: ParsedDigest,
+    body: ReadableStream<Uint8Array> | null,
+    expect: ChunkExpectation,
+  ): Promise<BlobRecord> {
+    return unwrap(this.session(uploadId, repository).complete(repository, digest, body, expect));
+  }
+
+  async cancel(repository: string, uploadId: string): Promise<void> {
+    await unwrap(this.session(uploadId, repository).cancel(repository));
+  }
+
+  private session(uploadId: string, repository?: string) {
+    if (!UPLOAD_ID.test(uploadId)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", { repository, uploadId: uploadId.slice(0, 64) });
+    return this.env.UPLOADS.get(this.env.UPLOADS.idFromName(uploadId));
+  }
+}
+
+async function unwrap<T>(outcome: Promise<Outcome<T>>): Promise<T> {
+  const result = await outcome;
+  if (!result.ok) throw deserializeError(result.error);
+  return result.value;
+}

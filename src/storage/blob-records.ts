@@ -1,0 +1,77 @@
+// SQL for blobs and their links to repositories.
+
+export interface BlobRecord {
+  digest: string;
+  size: number;
+  objectKey: string;
+}
+
+interface BlobRow {
+  digest: string;
+  size: number;
+  object_key: string;
+}
+
+const toRecord = (row: BlobRow): BlobRecord => ({ digest: row.digest, size: row.size, objectKey: row.object_key });
+
+export class BlobRecords {
+  constructor(private readonly db: D1Database) {}
+
+  /** The blob, only if it is linked into this repository. */
+  async find(repository: string, digest: string): Promise<BlobRecord | null> {
+    const row = await this.db
+      .prepare(
+        `SELECT b.digest, b.size, b.object_key FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+         WHERE rb.repository = ? AND rb.digest = ?`,
+      )
+      .bind(repository, digest)
+      .first<BlobRow>();
+    return row ? toRecord(row) : null;
+  }
+
+  /** The blob in any repository: for deduplicating bytes only, never for serving them. */
+  async findStored(digest: string): Promise<BlobRecord | null> {
+    const row = await this.db
+      .prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ?")
+      .bind(digest)
+      .first<BlobRow>();
+    return row ? toRecord(row) : null;
+  }
+
+  /**
+   * Records bytes stored at objectKey as the blob, unless another upload recorded the same digest first, and links
+   * it into the repository. Returns the record that won: its objectKey may differ from the one given.
+   */
+  async record(repository: string, blob: BlobRecord): Promise<BlobRecord> {
+    const now = Date.now();
+    const [, , , winner] = await this.db.batch<BlobRow>([
+      this.db.prepare("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)").bind(repository, now),
+      this.db
+        .prepare("INSERT OR IGNORE INTO blobs (digest, size, object_key, created_at) VALUES (?, ?, ?, ?)")
+        .bind(blob.digest, blob.size, blob.objectKey, now),
+      this.db
+        .prepare("INSERT OR IGNORE INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?)")
+        .bind(repository, blob.digest, now),
+      this.db.prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ?").bind(blob.digest),
+    ]);
+    const row = winner?.results[0];
+    if (!row) throw new Error(`blob ${blob.digest} missing right after it was recorded`);
+    return toRecord(row);
+  }
+
+  /** Links a blob already linked into `from` into `repository` (a cross-repository mount). */
+  async mount(repository: string, digest: string, from: string): Promise<boolean> {
+    const blob = await this.find(from, digest);
+    if (!blob) return false;
+    await this.record(repository, blob);
+    return true;
+  }
+
+  async unlink(repository: string, digest: string): Promise<boolean> {
+    const result = await this.db
+      .prepare("DELETE FROM repository_blobs WHERE repository = ? AND digest = ?")
+      .bind(repository, digest)
+      .run();
+    return result.meta.changes > 0;
+  }
+}

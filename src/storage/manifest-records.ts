@@ -1,0 +1,189 @@
+// SQL for manifests, what they reference, tags, and the repositories that hold them.
+
+export interface ManifestRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** The exact bytes pushed, when small enough to keep in D1; otherwise null and the bytes are in R2. */
+  body: string | null;
+}
+
+export interface NewManifest extends ManifestRecord {
+  repository: string;
+  subject: string | null;
+  artifactType: string | null;
+  annotations: Record<string, string> | null;
+  references: { digest: string; kind: "blob" | "manifest" }[];
+}
+
+export interface ReferrerRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType: string | null;
+  annotations: Record<string, string> | null;
+}
+
+interface ManifestRow {
+  digest: string;
+  media_type: string;
+  size: number;
+  body: string | null;
+}
+
+const toRecord = (row: ManifestRow): ManifestRecord => ({
+  digest: row.digest,
+  mediaType: row.media_type,
+  size: row.size,
+  body: row.body,
+});
+
+export class ManifestRecords {
+  constructor(private readonly db: D1Database) {}
+
+  async find(repository: string, digest: string): Promise<ManifestRecord | null> {
+    const row = await this.db
+      .prepare("SELECT digest, media_type, size, body FROM manifests WHERE repository = ? AND digest = ?")
+      .bind(repository, digest)
+      .first<ManifestRow>();
+    return row ? toRecord(row) : null;
+  }
+
+  async findByTag(repository: string, tag: string): Promise<ManifestRecord | null> {
+    const row = await this.db
+      .prepare(
+        `SELECT m.digest, m.media_type, m.size, m.body FROM tags t
+         JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+         WHERE t.repository = ? AND t.name = ?`,
+      )
+      .bind(repository, tag)
+      .first<ManifestRow>();
+    return row ? toRecord(row) : null;
+  }
+
+  /** Of the given digests, those not linked into the repository as blobs. */
+  async missingBlobs(repository: string, digests: string[]): Promise<string[]> {
+    return this.missing(
+      "SELECT 1 FROM repository_blobs WHERE repository = ?2 AND digest = d.value",
+      repository,
+      digests,
+    );
+  }
+
+  /** Of the given digests, those not stored in the repository as manifests. */
+  async missingManifests(repository: string, digests: string[]): Promise<string[]> {
+    return this.missing("SELECT 1 FROM manifests WHERE repository = ?2 AND digest = d.value", repository, digests);
+  }
+
+  private async missing(exists: string, repository: string, digests: string[]): Promise<string[]> {
+    if (digests.length === 0) return [];
+    const { results } = await this.db
+      .prepare(`SELECT DISTINCT d.value AS digest FROM json_each(?1) d WHERE NOT EXISTS (${exists})`)
+      .bind(JSON.stringify(digests), repository)
+      .all<{ digest: string }>();
+    return results.map((row) => row.digest);
+  }
+
+  /** Stores a manifest, what it references and optionally a tag, all or nothing. */
+  async put(manifest: NewManifest, tag: string | null): Promise<void> {
+    const now = Date.now();
+    const statements = [
+      this.db
+        .prepare("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)")
+        .bind(manifest.repository, now),
+      // The same digest is the same bytes: a re-push changes nothing.
+      this.db
+        .prepare(
+          `INSERT OR IGNORE INTO manifests
+             (repository, digest, media_type, size, body, subject, artifact_type, annotations, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .bind(
+          manifest.repository,
+          manifest.digest,
+          manifest.mediaType,
+          manifest.size,
+          manifest.body,
+          manifest.subject,
+          manifest.artifactType,
+          manifest.annotations ? JSON.stringify(manifest.annotations) : null,
+          now,
+        ),
+      this.db
+        .prepare(
+          `INSERT OR IGNORE INTO manifest_references (repository, manifest, child, kind)
+           SELECT ?1, ?2, r.value ->> '$.digest', r.value ->> '$.kind' FROM json_each(?3) r`,
+        )
+        .bind(manifest.repository, manifest.digest, JSON.stringify(manifest.references)),
+    ];
+    if (tag !== null) {
+      statements.push(
+        this.db
+          .prepare(
+            `INSERT INTO tags (repository, name, digest, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (repository, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+          )
+          .bind(manifest.repository, tag, manifest.digest, now),
+      );
+    }
+    await this.db.batch(statements);
+  }
+
+  /** Deletes a manifest, its references and every tag pointing at it. */
+  async delete(repository: string, digest: string): Promise<boolean> {
+    const [, , deleted] = await this.db.batch([
+      this.db.prepare("DELETE FROM tags WHERE repository = ? AND digest = ?").bind(repository, digest),
+      this.db.prepare("DELETE FROM manifest_references WHERE repository = ? AND manifest = ?").bind(repository, digest),
+      this.db.prepare("DELETE FROM manifests WHERE repository = ? AND digest = ?").bind(repository, digest),
+    ]);
+    return (deleted?.meta.changes ?? 0) > 0;
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    const result = await this.db
+      .prepare("DELETE FROM tags WHERE repository = ? AND name = ?")
+      .bind(repository, tag)
+      .run();
+    return result.meta.changes > 0;
+  }
+
+  /** Tags in lexical (byte) order, after `last`, at most `limit`. */
+  async listTags(repository: string, limit: number, last: string | null): Promise<string[]> {
+    const { results } = await this.db
+      .prepare("SELECT name FROM tags WHERE repository = ? AND name > ? ORDER BY name LIMIT ?")
+      .bind(repository, last ?? "", limit)
+      .all<{ name: string }>();
+    return results.map((row) => row.name);
+  }
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    const row = await this.db.prepare("SELECT 1 AS found FROM repositories WHERE name = ?").bind(repository).first();
+    return row !== null;
+  }
+
+  async listRepositories(limit: number, last: string | null): Promise<string[]> {
+    const { results } = await this.db
+      .prepare("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
+      .bind(last ?? "", limit)
+      .all<{ name: string }>();
+    return results.map((row) => row.name);
+  }
+
+  async referrers(repository: string, subject: string, artifactType: string | null): Promise<ReferrerRecord[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT digest, media_type, size, artifact_type, annotations FROM manifests
+         WHERE repository = ?1 AND subject = ?2 AND (?3 IS NULL OR artifact_type = ?3)
+         ORDER BY created_at, digest`,
+      )
+      .bind(repository, subject, artifactType)
+      .all<{ digest: string; media_type: string; size: number; artifact_type: string | null; annotations: string | null }>();
+    return results.map((row) => ({
+      digest: row.digest,
+      mediaType: row.media_type,
+      size: row.size,
+      artifactType: row.artifact_type,
+      annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : null,
+    }));
+  }
+}

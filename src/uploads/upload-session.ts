@@ -1,0 +1,343 @@
+import { DurableObject } from "cloudflare:workers";
+import { configOf, type Config, type Env } from "../config";
+import { digestOfStream, ResumableSha256, type HashState } from "../digest";
+import { RegistryError, serializeError, type SerializedError } from "../errors";
+import type { ParsedDigest } from "../references";
+import { BlobRecords, type BlobRecord } from "../storage/blob-records";
+import { blobKey, checksumOption, pendingPieceKey, uploadObjectKey } from "../storage/objects";
+
+/** Bytes received but not yet part of a full multipart part, kept in R2 between requests. */
+interface Piece {
+  key: string;
+  size: number;
+}
+
+/** Everything an upload is, in DO storage, so that it survives eviction between any two requests. */
+interface SessionState {
+  uploadId: string;
+  repository: string;
+  /** Bytes received and durable: in uploaded parts or pending pieces. */
+  offset: number;
+  multipartId: string | null;
+  parts: R2UploadedPart[];
+  pending: Piece[];
+  nextPiece: number;
+  hash: HashState | undefined;
+  touchedAt: number;
+}
+
+export interface ChunkExpectation {
+  /** Where the chunk claims to start (Content-Range); it must be the current offset. */
+  start?: number;
+  /** How many bytes the request declares (Content-Length or Content-Range); a body of another length is refused. */
+  length?: number;
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: SerializedError };
+
+const STATE_KEY = "session";
+
+/**
+ * One upload. The only writer of its bytes: it hashes them as they pass, re-cuts them into equal-sized R2
+ * multipart parts whatever the client's chunk sizes, and keeps the remainder until the next request.
+ */
+export class UploadSession extends DurableObject<Env> {
+  // RPC calls interleave at every await on I/O; uploads are sequential, so requests take turns.
+  private turn: Promise<unknown> = Promise.resolve();
+
+  private get config(): Config {
+    return configOf(this.env);
+  }
+
+  begin(uploadId: string, repository: string): Promise<Outcome<number>> {
+    return this.exclusive(async () => {
+      const state: SessionState = {
+        uploadId,
+        repository,
+        offset: 0,
+        multipartId: null,
+        parts: [],
+        pending: [],
+        nextPiece: 0,
+        hash: undefined,
+        touchedAt: Date.now(),
+      };
+      await this.save(state);
+      return 0;
+    });
+  }
+
+  status(repository: string): Promise<Outcome<number>> {
+    return this.exclusive(async () => (await this.load(repository)).offset);
+  }
+
+  append(
+    repository: string,
+    body: ReadableStream<Uint8Array> | null,
+    expect: ChunkExpectation,
+  ): Promise<Outcome<number>> {
+    return this.exclusive(async () => (await this.receive(await this.load(repository), body, expect)).offset);
+  }
+
+  /** Takes the last chunk (if any), checks the digest, assembles the blob in R2 and records it in D1. */
+  complete(
+    repository: string,
+    digest: ParsedDigest,
+    body: ReadableStream<Uint8Array> | null,
+    expect: ChunkExpectation,
+  ): Promise<Outcome<BlobRecord>> {
+    return this.exclusive(async () => {
+      let state = await this.load(repository);
+      if (body) state = await this.receive(state, body, expect);
+      if (digest.algorithm === "sha256" && ResumableSha256.from(state.hash).digest() !== digest.digest) {
+        await this.discard(state);
+        throw mismatch(digest, ResumableSha256.from(state.hash).digest());
+      }
+      const blobs = new BlobRecords(this.env.DB);
+      // Bytes already stored under this digest are linked, not stored twice: the hash above proved the client has them.
+      const stored = digest.algorithm === "sha256" ? await blobs.findStored(digest.digest) : null;
+      let record: BlobRecord;
+      try {
+        record = stored ? await blobs.record(repository, stored) : await this.recordAssembled(repository, await this.assemble(state, digest));
+      } catch (error) {
+        if (error instanceof RegistryError) await this.discard(state);
+        throw error;
+      }
+      await this.discard(state);
+      return record;
+    });
+  }
+
+  cancel(repository: string): Promise<Outcome<null>> {
+    return this.exclusive(async () => {
+      await this.discard(await this.load(repository));
+      return null;
+    });
+  }
+
+  override async alarm(): Promise<void> {
+    const state = await this.ctx.storage.get<SessionState>(STATE_KEY);
+    if (!state) return;
+    const expiresAt = state.touchedAt + this.config.UPLOAD_TTL_SECONDS * 1000;
+    if (Date.now() < expiresAt) {
+      await this.ctx.storage.setAlarm(expiresAt);
+      return;
+    }
+    await this.discard(state);
+  }
+
+  private async exclusive<T>(work: () => Promise<T>): Promise<Outcome<T>> {
+    const run = this.turn.then(work);
+    this.turn = run.catch(() => undefined);
+    try {
+      return { ok: true, value: await run };
+    } catch (error) {
+      if (error instanceof RegistryError) return { ok: false, error: serializeError(error) };
+      throw error;
+    }
+  }
+
+  private async load(repository: string): Promise<SessionState> {
+    const state = await this.ctx.storage.get<SessionState>(STATE_KEY);
+    // An upload id is bound to the repository it was started in.
+    if (!state || state.repository !== repository) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", { repository });
+    return state;
+  }
+
+  private async save(state: SessionState): Promise<void> {
+    await this.ctx.storage.put(STATE_KEY, state);
+    await this.ctx.storage.setAlarm(state.touchedAt + this.config.UPLOAD_TTL_SECONDS * 1000);
+  }
+
+  /**
+   * Streams a request body into the session. The new state is saved once, at the end: a refused chunk leaves the
+   * session as it was. A body cut off by the client keeps every byte that arrived, so the client can resume.
+   */
+  private async receive(
+    committed: SessionState,
+    body: ReadableStream<Uint8Array> | null,
+    expect: ChunkExpectation,
+  ): Promise<SessionState> {
+    if (expect.start !== undefined && expect.start !== committed.offset) {
+      throw outOfOrder(committed.offset, `chunk starts at ${expect.start}`);
+    }
+    const { UPLOAD_PART_BYTES: partSize, MAX_BODY_BYTES: maxBody } = this.config;
+    const state: SessionState = { ...committed, parts: [...committed.parts], pending: [...committed.pending] };
+    const hasher = ResumableSha256.from(state.hash);
+    const consumed: Piece[] = [];
+    let pendingSize = state.pending.reduce((sum, piece) => sum + piece.size, 0);
+    let buffered: Uint8Array[] = [];
+    let bufferedSize = 0;
+    let received = 0;
+    let interrupted = false;
+
+    const flushPart = async () => {
+      const multipart = await this.multipart(committed, state);
+      const bytes = concat([...(await this.readPieces(state.pending)), ...buffered], partSize);
+      const part = await multipart.uploadPart(state.parts.length + 1, bytes);
+      state.parts.push({ partNumber: part.partNumber, etag: part.etag });
+      consumed.push(...state.pending);
+      state.pending = [];
+      pendingSize = 0;
+      buffered = [];
+      bufferedSize = 0;
+    };
+
+    const reader = body?.getReader();
+    while (reader) {
+      let chunk: Uint8Array;
+      try {
+        const next = await reader.read();
+        if (next.done) break;
+        chunk = next.value;
+      } catch {
+        interrupted = true;
+        break;
+      }
+      received += chunk.byteLength;
+      if (received > maxBody) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge(maxBody);
+      }
+      hasher.update(chunk);
+      while (chunk.byteLength > 0) {
+        const take = chunk.subarray(0, partSize - pendingSize - bufferedSize);
+        buffered.push(take);
+        bufferedSize += take.byteLength;
+        chunk = chunk.subarray(take.byteLength);
+        if (pendingSize + bufferedSize === partSize) await flushPart();
+      }
+    }
+    if (!interrupted && expect.length !== undefined && received !== expect.length) {
+      throw new RegistryError(
+        "SIZE_INVALID",
+        { declared: expect.length, received },
+        { message: "the body's length is not the declared length" },
+      );
+    }
+    if (bufferedSize > 0) {
+      const piece = { key: pendingPieceKey(state.uploadId, state.nextPiece), size: bufferedSize };
+      await this.env.BLOBS.put(piece.key, concat(buffered, bufferedSize));
+      state.pending.push(piece);
+      state.nextPiece += 1;
+    }
+    state.offset += received;
+    state.hash = hasher.save();
+    state.touchedAt = Date.now();
+    await this.save(state);
+    if (consumed.length > 0) await this.env.BLOBS.delete(consumed.map((piece) => piece.key));
+    return state;
+  }
+
+  /** The session's R2 multipart upload, created on its first full part and saved at once so it can be aborted. */
+  private async multipart(committed: SessionState, state: SessionState): Promise<R2MultipartUpload> {
+    const key = uploadObjectKey(state.uploadId);
+    if (state.multipartId) return this.env.BLOBS.resumeMultipartUpload(key, state.multipartId);
+    const created = await this.env.BLOBS.createMultipartUpload(key);
+    state.multipartId = committed.multipartId = created.uploadId;
+    await this.ctx.storage.put(STATE_KEY, committed);
+    return created;
+  }
+
+  private async readPieces(pieces: Piece[]): Promise<Uint8Array[]> {
+    return Promise.all(
+      pieces.map(async (piece) => {
+        const object = await this.env.BLOBS.get(piece.key);
+        if (!object) throw new Error(`upload piece ${piece.key} is missing`);
+        return new Uint8Array(await object.arrayBuffer());
+      }),
+    );
+  }
+
+  /** Puts the received bytes together as one R2 object, verified against the digest. */
+  private async assemble(state: SessionState, digest: ParsedDigest): Promise<BlobRecord> {
+    const record = { digest: digest.digest, size: state.offset };
+    const tail = concat(await this.readPieces(state.pending), state.offset - state.parts.length * this.config.UPLOAD_PART_BYTES);
+    if (state.parts.length === 0) {
+      // Small blobs skip multipart: one put, content addressed, with R2 checking the hash.
+      const key = blobKey(digest);
+      try {
+        await this.env.BLOBS.put(key, tail, checksumOption(digest));
+      } catch {
+        throw mismatch(digest, "computed by R2");
+      }
+      return { ...record, objectKey: key };
+    }
+    const multipart = await this.multipart(state, state);
+    const parts = [...state.parts];
+    if (tail.byteLength > 0) {
+      const last = await multipart.uploadPart(parts.length + 1, tail);
+      parts.push({ partNumber: last.partNumber, etag: last.etag });
+    }
+    await multipart.complete(parts);
+    state.multipartId = null;
+    const key = uploadObjectKey(state.uploadId);
+    if (digest.algorithm !== "sha256") {
+      const object = await this.env.BLOBS.get(key);
+      const actual = object ? await digestOfStream(object.body, digest.algorithm) : "missing";
+      if (actual !== digest.digest) {
+        await this.env.BLOBS.delete(key);
+        throw mismatch(digest, actual);
+      }
+    }
+    return { ...record, objectKey: key };
+  }
+
+  private async recordAssembled(repository: string, assembled: BlobRecord): Promise<BlobRecord> {
+    const winner = await new BlobRecords(this.env.DB).record(repository, assembled);
+    // Another upload of the same digest was recorded first: its bytes serve, ours were never referenced.
+    if (winner.objectKey !== assembled.objectKey) await this.env.BLOBS.delete(assembled.objectKey);
+    return winner;
+  }
+
+  /** Forgets the session and everything it stored that no blob record points to. */
+  private async discard(state: SessionState): Promise<void> {
+    if (state.multipartId) {
+      await this.env.BLOBS.resumeMultipartUpload(uploadObjectKey(state.uploadId), state.multipartId)
+        .abort()
+        .catch(() => undefined);
+    }
+    if (state.pending.length > 0) await this.env.BLOBS.delete(state.pending.map((piece) => piece.key));
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+  }
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]!.byteLength === size) return chunks[0]!;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+function mismatch(digest: ParsedDigest, actual: string): RegistryError {
+  return new RegistryError("DIGEST_INVALID", { expected: digest.digest, actual });
+}
+
+export function outOfOrder(offset: number, reason: string): RegistryError {
+  return new RegistryError(
+    "BLOB_UPLOAD_INVALID",
+    { offset, reason },
+    { status: 416, message: "chunk is out of order", headers: { Range: rangeHeader(offset) } },
+  );
+}
+
+export function tooLarge(limit: number): RegistryError {
+  return new RegistryError(
+    "SIZE_INVALID",
+    { limit },
+    {
+      status: 413,
+      message: `request body is larger than this registry accepts (${limit} bytes): upload in chunks of at most that size`,
+    },
+  );
+}
+
+/** The Range header of an upload: the inclusive range received, "0-0" when nothing was (as distribution does). */
+export function rangeHeader(offset: number): string {
+  return `0-${Math.max(offset - 1, 0)}`;
+}
