@@ -1,0 +1,297 @@
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { call, expectError, MiB, pushBlob, randomBytes, sha256, startUpload } from "./helpers";
+
+function stubOf(location: string) {
+  const uploadId = location.split("/").at(-1)!;
+  return env.UPLOADS.get(env.UPLOADS.idFromName(uploadId));
+}
+
+async function patch(location: string, bytes: Uint8Array, start?: number) {
+  const headers: Record<string, string> = { "Content-Type": "application/octet-stream" };
+  if (start !== undefined) headers["Content-Range"] = `${start}-${start + bytes.byteLength - 1}`;
+  return call(location, { method: "PATCH", headers, body: bytes });
+}
+
+async function uploadInChunks(repository: string, bytes: Uint8Array, chunkSizes: number[]) {
+  const location = await startUpload(repository);
+  let offset = 0;
+  for (const size of chunkSizes) {
+    const response = await patch(location, bytes.subarray(offset, offset + size), offset);
+    expect(response.status).toBe(202);
+    offset += size;
+    expect(response.headers.get("Range")).toBe(`0-${offset - 1}`);
+  }
+  expect(offset).toBe(bytes.byteLength);
+  return location;
+}
+
+async function readBlob(repository: string, digest: string) {
+  const response = await call(`/v2/${repository}/blobs/${digest}`);
+  expect(response.status).toBe(200);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+describe("starting an upload (POST)", () => {
+  it("returns 202 with an unguessable Location, a Range and chunk length hints", async () => {
+    const response = await call("/v2/uploads/start/blobs/uploads/", { method: "POST" });
+    expect(response.status).toBe(202);
+    expect(response.headers.get("Location")).toMatch(/^\/v2\/uploads\/start\/blobs\/uploads\/[0-9a-f-]{36}$/);
+    expect(response.headers.get("Range")).toBe("0-0");
+    expect(Number(response.headers.get("OCI-Chunk-Min-Length"))).toBeGreaterThan(0);
+    expect(response.headers.get("OCI-Chunk-Max-Length")).toBe(String(12 * MiB));
+  });
+});
+
+describe("POST then PUT (monolithic through a session)", () => {
+  it("stores the body of the PUT", async () => {
+    const bytes = randomBytes(2000);
+    const digest = await sha256(bytes);
+    const location = await startUpload("uploads/post-put");
+    const response = await call(`${location}?digest=${digest}`, { method: "PUT", body: bytes });
+    expect(response.status).toBe(201);
+    expect(response.headers.get("Location")).toBe(`/v2/uploads/post-put/blobs/${digest}`);
+    expect(response.headers.get("Docker-Content-Digest")).toBe(digest);
+    expect(await sha256(await readBlob("uploads/post-put", digest))).toBe(digest);
+  });
+
+  it("completes a zero-length blob with an empty PUT", async () => {
+    const digest = await sha256(new Uint8Array(0));
+    const location = await startUpload("uploads/empty");
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT" })).status).toBe(201);
+    expect((await readBlob("uploads/empty", digest)).byteLength).toBe(0);
+  });
+});
+
+describe("chunked upload (PATCH with Content-Range)", () => {
+  it("assembles 1 MiB chunks that cross R2 part boundaries", async () => {
+    const bytes = randomBytes(11 * MiB + 123);
+    const sizes = [...Array(11).fill(MiB), 123];
+    const location = await uploadInChunks("uploads/chunked", bytes, sizes);
+    const digest = await sha256(bytes);
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT" })).status).toBe(201);
+    expect(await sha256(await readBlob("uploads/chunked", digest))).toBe(digest);
+  });
+
+  it("re-cuts uneven chunks (3 MiB, 4 MiB, 7 MiB, 1 byte) into equal parts", async () => {
+    const bytes = randomBytes(14 * MiB + 1);
+    const location = await uploadInChunks("uploads/uneven", bytes, [3 * MiB, 4 * MiB, 7 * MiB, 1]);
+    const digest = await sha256(bytes);
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT" })).status).toBe(201);
+    expect(await sha256(await readBlob("uploads/uneven", digest))).toBe(digest);
+  });
+
+  it("returns 416 and keeps the session when a chunk leaves a gap or overlaps", async () => {
+    const bytes = randomBytes(3000);
+    const location = await startUpload("uploads/gap");
+    expect((await patch(location, bytes.subarray(0, 1000), 0)).status).toBe(202);
+    const gap = await patch(location, bytes.subarray(2000), 2000);
+    await expectError(gap, 416, "BLOB_UPLOAD_INVALID");
+    expect(gap.headers.get("Range")).toBe("0-999");
+    const overlap = await patch(location, bytes.subarray(500, 1500), 500);
+    expect(overlap.status).toBe(416);
+    const status = await call(location);
+    expect(status.status).toBe(204);
+    expect(status.headers.get("Range")).toBe("0-999");
+    // The session is intact: the right chunk continues it.
+    expect((await patch(location, bytes.subarray(1000), 1000)).status).toBe(202);
+    const digest = await sha256(bytes);
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT" })).status).toBe(201);
+    expect(await sha256(await readBlob("uploads/gap", digest))).toBe(digest);
+  });
+
+  it("refuses a chunk whose Content-Range and Content-Length disagree, leaving the session as it was", async () => {
+    const location = await startUpload("uploads/liar");
+    const response = await call(location, {
+      method: "PATCH",
+      headers: { "Content-Range": "0-99", "Content-Type": "application/octet-stream" },
+      body: randomBytes(50),
+    });
+    expect(response.status).toBe(416);
+    expect((await call(location)).headers.get("Range")).toBe("0-0");
+  });
+});
+
+describe("streamed upload (PATCH without Content-Range)", () => {
+  it("appends whole streamed bodies, as docker and skopeo send them", async () => {
+    const bytes = randomBytes(6 * MiB + 7);
+    const location = await startUpload("uploads/streamed");
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < bytes.byteLength; at += 256 * 1024) controller.enqueue(bytes.slice(at, at + 256 * 1024));
+        controller.close();
+      },
+    });
+    const response = await call(location, { method: "PATCH", body: stream, duplex: "half" } as RequestInit);
+    expect(response.status).toBe(202);
+    expect(response.headers.get("Range")).toBe(`0-${bytes.byteLength - 1}`);
+    const digest = await sha256(bytes);
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT" })).status).toBe(201);
+    expect(await sha256(await readBlob("uploads/streamed", digest))).toBe(digest);
+  });
+
+  it("refuses a body over the configured limit with 413 and leaves the session as it was", async () => {
+    const location = await startUpload("uploads/too-big");
+    const response = await patch(location, randomBytes(13 * MiB));
+    await expectError(response, 413, "SIZE_INVALID");
+    expect((await call(location)).headers.get("Range")).toBe("0-0");
+  });
+});
+
+describe("completing an upload (PUT ?digest=)", () => {
+  it("rejects a wrong digest, discards the bytes and forgets the session", async () => {
+    const location = await startUpload("uploads/wrong");
+    await patch(location, randomBytes(6 * MiB), 0);
+    const wrong = await sha256("something else");
+    await expectError(await call(`${location}?digest=${wrong}`, { method: "PUT" }), 400, "DIGEST_INVALID");
+    await expectError(await call(`/v2/uploads/wrong/blobs/${wrong}`), 404, "BLOB_UNKNOWN");
+    await expectError(await call(location), 404, "BLOB_UPLOAD_UNKNOWN");
+    const uploadId = location.split("/").at(-1)!;
+    expect((await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects).toEqual([]);
+  });
+
+  it("requires the digest parameter and refuses a malformed one", async () => {
+    const location = await startUpload("uploads/nodigest");
+    await expectError(await call(location, { method: "PUT" }), 400, "DIGEST_INVALID");
+    await expectError(await call(`${location}?digest=sha256:short`, { method: "PUT" }), 400, "DIGEST_INVALID");
+    // The session survives a refused completion.
+    expect((await call(location)).status).toBe(204);
+  });
+
+  it("answers a PUT to an already completed upload with BLOB_UPLOAD_UNKNOWN", async () => {
+    const bytes = randomBytes(100);
+    const digest = await sha256(bytes);
+    const location = await startUpload("uploads/twice");
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT", body: bytes })).status).toBe(201);
+    await expectError(await call(`${location}?digest=${digest}`, { method: "PUT", body: bytes }), 404, "BLOB_UPLOAD_UNKNOWN");
+  });
+
+  it("verifies sha512 digests of multipart uploads", async () => {
+    const bytes = randomBytes(6 * MiB);
+    const hash = new Uint8Array(await crypto.subtle.digest("SHA-512", bytes));
+    const digest = `sha512:${[...hash].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+    const location = await startUpload("uploads/sha512");
+    await patch(location, bytes, 0);
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT" })).status).toBe(201);
+    expect(await sha256(await readBlob("uploads/sha512", digest))).toBe(digest);
+  });
+});
+
+describe("upload sessions are bound to their repository", () => {
+  it("answers another repository's upload id with BLOB_UPLOAD_UNKNOWN and leaves it untouched", async () => {
+    const location = await startUpload("owner/repo");
+    const uploadId = location.split("/").at(-1)!;
+    const foreign = `/v2/intruder/repo/blobs/uploads/${uploadId}`;
+    await expectError(await patch(foreign, randomBytes(10), 0), 404, "BLOB_UPLOAD_UNKNOWN");
+    await expectError(await call(foreign), 404, "BLOB_UPLOAD_UNKNOWN");
+    await expectError(await call(foreign, { method: "DELETE" }), 404, "BLOB_UPLOAD_UNKNOWN");
+    await expectError(await call(`${foreign}?digest=${await sha256("")}`, { method: "PUT" }), 404, "BLOB_UPLOAD_UNKNOWN");
+    expect((await call(location)).status).toBe(204);
+  });
+
+  it("answers a made-up upload id with BLOB_UPLOAD_UNKNOWN", async () => {
+    await expectError(await call("/v2/app/blobs/uploads/not-an-id"), 404, "BLOB_UPLOAD_UNKNOWN");
+    await expectError(await call(`/v2/app/blobs/uploads/${crypto.randomUUID()}`), 404, "BLOB_UPLOAD_UNKNOWN");
+  });
+});
+
+describe("cancelling and expiry", () => {
+  it("DELETE aborts the upload and removes everything it stored", async () => {
+    const location = await startUpload("uploads/cancel");
+    await patch(location, randomBytes(7 * MiB), 0);
+    expect((await call(location, { method: "DELETE" })).status).toBe(204);
+    await expectError(await call(location), 404, "BLOB_UPLOAD_UNKNOWN");
+    const uploadId = location.split("/").at(-1)!;
+    expect((await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects).toEqual([]);
+  });
+
+  it("an abandoned session expires through its alarm, aborting its multipart upload", async () => {
+    const location = await startUpload("uploads/abandoned");
+    await patch(location, randomBytes(7 * MiB), 0);
+    const stub = stubOf(location);
+    const multipartId = await runInDurableObject(stub, async (_instance, state) => {
+      const session = await state.storage.get<{ multipartId: string; touchedAt: number }>("session");
+      // Age the session past its time to live.
+      await state.storage.put("session", { ...session, touchedAt: 0 });
+      return session!.multipartId;
+    });
+    expect(multipartId).toBeTruthy();
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await expectError(await call(location), 404, "BLOB_UPLOAD_UNKNOWN");
+    const uploadId = location.split("/").at(-1)!;
+    expect((await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects).toEqual([]);
+    const aborted = env.BLOBS.resumeMultipartUpload(`uploads/${uploadId}/data`, multipartId);
+    await expect(aborted.uploadPart(2, randomBytes(10))).rejects.toThrow();
+  });
+
+  it("a session touched recently is not expired by its alarm", async () => {
+    const location = await startUpload("uploads/active");
+    expect(await runDurableObjectAlarm(stubOf(location))).toBe(true);
+    expect((await call(location)).status).toBe(204);
+  });
+});
+
+describe("sessions survive their Durable Object being evicted", () => {
+  it("continues exactly where it was after an eviction between every chunk", async () => {
+    const bytes = randomBytes(12 * MiB + 5);
+    const location = await startUpload("uploads/evicted");
+    const sizes = [2 * MiB, 4 * MiB, 3 * MiB, 3 * MiB, 5];
+    let offset = 0;
+    for (const size of sizes) {
+      await evictDurableObject(stubOf(location)).catch(() => undefined);
+      expect((await patch(location, bytes.subarray(offset, offset + size), offset)).status).toBe(202);
+      offset += size;
+    }
+    await evictDurableObject(stubOf(location)).catch(() => undefined);
+    const digest = await sha256(bytes);
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT" })).status).toBe(201);
+    expect(await sha256(await readBlob("uploads/evicted", digest))).toBe(digest);
+  });
+});
+
+describe("concurrent uploads of the same blob", () => {
+  it("all succeed and the bytes are stored once", async () => {
+    const bytes = randomBytes(6 * MiB);
+    const digest = await sha256(bytes);
+    const repositories = ["race/a", "race/b", "race/c", "race/a"];
+    const results = await Promise.all(
+      repositories.map(async (repository) => {
+        const location = await startUpload(repository);
+        await patch(location, bytes, 0);
+        return call(`${location}?digest=${digest}`, { method: "PUT" });
+      }),
+    );
+    expect(results.map((response) => response.status)).toEqual([201, 201, 201, 201]);
+    for (const repository of new Set(repositories)) expect(await sha256(await readBlob(repository, digest))).toBe(digest);
+    // One copy of the bytes in R2: the one D1 points to. Losers of the race deleted theirs.
+    const row = await env.DB.prepare("SELECT object_key FROM blobs WHERE digest = ?").bind(digest).first<{ object_key: string }>();
+    const copies: string[] = [];
+    for (const object of (await env.BLOBS.list({ prefix: "uploads/" })).objects) {
+      if (object.size !== bytes.byteLength) continue;
+      const stored = await env.BLOBS.get(object.key);
+      if ((await sha256(new Uint8Array(await stored!.arrayBuffer()))) === digest) copies.push(object.key);
+    }
+    expect(copies).toEqual([row!.object_key]);
+  });
+});
+
+describe("cross-repository mount", () => {
+  it("mounts a blob from a repository that holds it: 201", async () => {
+    const digest = await pushBlob("mount/source", "mounted bytes");
+    const response = await call(`/v2/mount/target/blobs/uploads/?mount=${digest}&from=mount/source`, { method: "POST" });
+    expect(response.status).toBe(201);
+    expect(response.headers.get("Location")).toBe(`/v2/mount/target/blobs/${digest}`);
+    expect(response.headers.get("Docker-Content-Digest")).toBe(digest);
+    expect((await call(`/v2/mount/target/blobs/${digest}`)).status).toBe(200);
+  });
+
+  it("falls back to an upload session (202) when the source does not hold the blob", async () => {
+    const digest = await pushBlob("mount/elsewhere", "not in source");
+    for (const from of ["mount/empty-source", "INVALID..name"]) {
+      const response = await call(`/v2/mount/fallback/blobs/uploads/?mount=${digest}&from=${from}`, { method: "POST" });
+      expect(response.status).toBe(202);
+      expect(response.headers.get("Location")).toMatch(/\/v2\/mount\/fallback\/blobs\/uploads\//);
+    }
+    await expectError(await call(`/v2/mount/fallback/blobs/${digest}`), 404, "BLOB_UNKNOWN");
+  });
+});
