@@ -1,9 +1,9 @@
-import type { D1Migration } from "@cloudflare/vitest-plugin";
-import type { Env } from "../../src/config";
+import type { D1Migration } from "cloudflare:test";
+import type { Env as RegistryEnv } from "../../src/config";
 
 declare global {
   namespace Cloudflare {
-    interface Env extends import("../../src/config").Env {
+    interface Env extends RegistryEnv {
       TEST_MIGRATIONS: D1Migration[];
     }
   }
