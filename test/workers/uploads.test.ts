@@ -81,10 +81,25 @@ describe("chunked upload (PATCH with Content-Range)", () => {
     expect(await sha256(await readBlob("uploads/uneven", digest))).toBe(digest);
   });
 
+  it("takes hundreds of 1-byte chunks, then larger ones that cross a part boundary", async () => {
+    const tiny = 300;
+    const bytes = randomBytes(tiny + 3 * MiB + 4 * MiB + 17);
+    const location = await uploadInChunks("uploads/one-byte", bytes, [...Array(tiny).fill(1), 3 * MiB, 4 * MiB, 17]);
+    const digest = await sha256(bytes);
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT" })).status).toBe(201);
+    expect(await sha256(await readBlob("uploads/one-byte", digest))).toBe(digest);
+    // Nothing of the session is left behind: its pending pieces went into the parts.
+    const uploadId = location.split("/").at(-1)!;
+    expect((await env.BLOBS.list({ prefix: `uploads/${uploadId}/pending/` })).objects).toEqual([]);
+  });
+
   it("returns 416 and keeps the session when a chunk leaves a gap or overlaps", async () => {
     const bytes = randomBytes(3000);
     const location = await startUpload("uploads/gap");
     expect((await patch(location, bytes.subarray(0, 1000), 0)).status).toBe(202);
+    const uploadId = location.split("/").at(-1)!;
+    const stored = async () => (await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects.map((object) => object.key);
+    const before = await stored();
     const gap = await patch(location, bytes.subarray(2000), 2000);
     await expectError(gap, 416, "BLOB_UPLOAD_INVALID");
     expect(gap.headers.get("Range")).toBe("0-999");
@@ -93,6 +108,7 @@ describe("chunked upload (PATCH with Content-Range)", () => {
     const status = await call(location);
     expect(status.status).toBe(204);
     expect(status.headers.get("Range")).toBe("0-999");
+    expect(await stored()).toEqual(before);
     // The session is intact: the right chunk continues it.
     expect((await patch(location, bytes.subarray(1000), 1000)).status).toBe(202);
     const digest = await sha256(bytes);
@@ -196,13 +212,25 @@ describe("upload sessions are bound to their repository", () => {
 });
 
 describe("cancelling and expiry", () => {
-  it("DELETE aborts the upload and removes everything it stored", async () => {
+  it("DELETE mid-upload aborts the multipart upload, removes everything stored and forgets the id", async () => {
+    const bytes = randomBytes(7 * MiB);
     const location = await startUpload("uploads/cancel");
-    await patch(location, randomBytes(7 * MiB), 0);
+    // One full part in the multipart upload, 2 MiB pending.
+    expect((await patch(location, bytes, 0)).status).toBe(202);
+    const multipartId = await runInDurableObject(stubOf(location), async (_instance, state) => {
+      return (await state.storage.get<{ multipartId: string }>("session"))!.multipartId;
+    });
+    expect(multipartId).toBeTruthy();
     expect((await call(location, { method: "DELETE" })).status).toBe(204);
+
     await expectError(await call(location), 404, "BLOB_UPLOAD_UNKNOWN");
+    await expectError(await patch(location, randomBytes(10), 7 * MiB), 404, "BLOB_UPLOAD_UNKNOWN");
+    await expectError(await call(`${location}?digest=${await sha256(bytes)}`, { method: "PUT" }), 404, "BLOB_UPLOAD_UNKNOWN");
+    await expectError(await call(location, { method: "DELETE" }), 404, "BLOB_UPLOAD_UNKNOWN");
     const uploadId = location.split("/").at(-1)!;
     expect((await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects).toEqual([]);
+    const aborted = env.BLOBS.resumeMultipartUpload(`uploads/${uploadId}/data`, multipartId);
+    await expect(aborted.uploadPart(2, randomBytes(10))).rejects.toThrow();
   });
 
   it("an abandoned session expires through its alarm, aborting its multipart upload", async () => {
