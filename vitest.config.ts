@@ -1,5 +1,9 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { generateKeyPairSync } from "node:crypto";
 import { defineConfig } from "vitest/config";
+
+// A signing key made for this run: token tests sign and verify real ES256 tokens.
+const signingKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 
 export default defineConfig({
   test: {
@@ -15,6 +19,10 @@ export default defineConfig({
                 // R2's smallest legal part, so multipart paths run on small test blobs.
                 UPLOAD_PART_BYTES: String(5 * 1024 * 1024),
                 MAX_BODY_BYTES: String(12 * 1024 * 1024),
+                // Most tests exercise the registry itself; test/workers/auth tests switch to "token".
+                AUTH_MODE: "open",
+                TOKEN_SIGNING_KEY: signingKey,
+                ADMIN_TOKEN: "admin-token-for-tests-0123456789abcdef",
               },
             },
           })),

@@ -1,13 +1,16 @@
 import { Hono } from "hono";
+import { authenticate } from "./auth/middleware";
 import { ConfigError } from "./config";
 import { registryOf, type AppEnv } from "./context";
 import { RegistryError } from "./errors";
+import { admin } from "./routes/admin";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
 import { catalog } from "./routes/catalog";
 import { manifests } from "./routes/manifests";
 import { referrers } from "./routes/referrers";
 import { tags } from "./routes/tags";
+import { token } from "./routes/token";
 import { uploads } from "./routes/uploads";
 
 export const app = new Hono<AppEnv>();
@@ -18,6 +21,10 @@ app.use("*", async (c, next) => {
   c.res.headers.set("Docker-Distribution-API-Version", "registry/2.0");
 });
 
+app.use("/v2/*", authenticate);
+
+app.route("/", token);
+app.route("/", admin);
 // Uploads before blobs: "/blobs/uploads/" must not be read as a blob digest.
 app.route("/", base);
 app.route("/v2", catalog);

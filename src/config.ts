@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RepositoryPattern } from "./auth/scopes";
 import type { UploadSession } from "./uploads/upload-session";
 
 export interface Env {
@@ -9,6 +10,15 @@ export interface Env {
   UPLOAD_PART_BYTES?: string;
   MAX_MANIFEST_BYTES?: string;
   UPLOAD_TTL_SECONDS?: string;
+  AUTH_MODE?: string;
+  REGISTRY_SERVICE?: string;
+  TOKEN_TTL_SECONDS?: string;
+  PUBLIC_REPOSITORIES?: string;
+  /** Secrets. */
+  TOKEN_SIGNING_KEY?: string;
+  ADMIN_TOKEN?: string;
+  /** Counts failed authentications per client (Workers rate limiting binding). */
+  AUTH_FAILURES?: RateLimit;
 }
 
 const MiB = 1024 * 1024;
@@ -17,13 +27,38 @@ const GiB = 1024 * MiB;
 const bytes = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
-const ConfigSchema = z.object({
+const patternList = z
+  .string()
+  .default("")
+  .transform((text) => text.split(",").map((part) => part.trim()).filter(Boolean))
+  .pipe(z.array(RepositoryPattern));
+
+const ConfigSchema = z
+  .object({
   MAX_BODY_BYTES: bytes(1, 5 * GiB, 100_000_000),
   // R2 multipart: every part but the last is 5 MiB..5 GiB and equal; 16 MiB x 10,000 parts = 156 GiB per blob.
   UPLOAD_PART_BYTES: bytes(5 * MiB, 5 * GiB, 16 * MiB),
   MAX_MANIFEST_BYTES: bytes(4 * MiB, 64 * MiB, 4 * MiB),
   UPLOAD_TTL_SECONDS: z.coerce.number().int().min(60).default(86_400),
-});
+  // "token": Docker token auth, private by default. "open": anyone may do anything (local development only).
+  AUTH_MODE: z.enum(["token", "open"]).default("token"),
+  // The token service name (the `service` of challenges, the `aud` of tokens); defaults to the request's host.
+  REGISTRY_SERVICE: z.string().min(1).optional(),
+  TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3600).default(300),
+  // Repository patterns anyone may pull without credentials, comma separated ("library/*,public/*").
+  PUBLIC_REPOSITORIES: patternList,
+  TOKEN_SIGNING_KEY: z.string().min(1).optional(),
+  ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
+  })
+  .superRefine((config, context) => {
+    if (config.AUTH_MODE === "token" && !config.TOKEN_SIGNING_KEY) {
+      context.addIssue({
+        code: "custom",
+        path: ["TOKEN_SIGNING_KEY"],
+        message: "required when AUTH_MODE is token (an EC P-256 private key, PKCS#8 PEM or JWK; `npm run admin -- keygen`)",
+      });
+    }
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -1,3 +1,4 @@
+import type { Access } from "./auth/access";
 import { configOf, type Config, type Env } from "./config";
 import { BlobService } from "./services/blobs";
 import { ManifestService } from "./services/manifests";
@@ -12,7 +13,7 @@ export interface Registry {
 
 export interface AppEnv {
   Bindings: Env;
-  Variables: { registry: Registry };
+  Variables: { registry: Registry; access: Access };
 }
 
 export function registryOf(env: Env): Registry {

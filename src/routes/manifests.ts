@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { requires } from "../auth/middleware";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { parseRepositoryName } from "../references";
@@ -34,7 +35,7 @@ async function readBounded(request: Request, limit: number): Promise<Uint8Array>
 
 // OCI dist-spec end-3 (GET/HEAD), end-7 (PUT), end-9 (DELETE).
 export const manifests = new Hono<AppEnv>()
-  .get("/:name{.+}/manifests/:reference", async (c) => {
+  .get("/:name{.+}/manifests/:reference", requires("pull"), async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const { record, body } = await c.var.registry.manifests.resolve(repository, c.req.param("reference"));
     const headers = {
@@ -47,7 +48,7 @@ export const manifests = new Hono<AppEnv>()
     if (c.req.method === "HEAD") return c.body(null, 200, headers);
     return c.body((await body()) as string, 200, headers);
   })
-  .put("/:name{.+}/manifests/:reference", async (c) => {
+  .put("/:name{.+}/manifests/:reference", requires("push"), async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const reference = c.req.param("reference");
     const bytes = await readBounded(c.req.raw, c.var.registry.config.MAX_MANIFEST_BYTES);
@@ -64,7 +65,7 @@ export const manifests = new Hono<AppEnv>()
     if (subject) headers["OCI-Subject"] = subject;
     return c.body(null, 201, headers);
   })
-  .delete("/:name{.+}/manifests/:reference", async (c) => {
+  .delete("/:name{.+}/manifests/:reference", requires("delete"), async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     await c.var.registry.manifests.delete(repository, c.req.param("reference"));
     return c.body(null, 202);

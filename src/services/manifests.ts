@@ -101,8 +101,9 @@ export class ManifestService {
     return this.records.listTags(repository, limit, last);
   }
 
-  async repositories(limit: number, last: string | null): Promise<string[]> {
-    return this.records.listRepositories(limit, last);
+  /** Repository names in order, only those matching one of `patterns` (all when null). */
+  async repositories(limit: number, last: string | null, patterns: string[] | null): Promise<string[]> {
+    return this.records.listRepositories(limit, last, patterns);
   }
 }
 

@@ -161,10 +161,15 @@ export class ManifestRecords {
     return row !== null;
   }
 
-  async listRepositories(limit: number, last: string | null): Promise<string[]> {
+  /** Repositories after `last`; with patterns (GLOB, `*` only), those matching any of them. */
+  async listRepositories(limit: number, last: string | null, patterns: string[] | null): Promise<string[]> {
     const { results } = await this.db
-      .prepare("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
-      .bind(last ?? "", limit)
+      .prepare(
+        `SELECT name FROM repositories r WHERE name > ?1
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(?2) p WHERE r.name GLOB p.value))
+         ORDER BY name LIMIT ?3`,
+      )
+      .bind(last ?? "", patterns === null ? null : JSON.stringify(patterns), limit)
       .all<{ name: string }>();
     return results.map((row) => row.name);
   }

@@ -2,7 +2,7 @@
 // its own state directory, in its own process group so that stopping it leaves no wrangler or workerd behind.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,9 +33,12 @@ export interface Registry {
 }
 
 export interface StartOptions {
-  /** Worker vars, passed as `--var NAME:VALUE` (override wrangler.toml's [vars]). */
+  /**
+   * Worker vars and secrets (override wrangler.toml's [vars]), given to wrangler in an env file so that multi-line
+   * values such as PEM keys survive. AUTH_MODE defaults to "open", as `npm run dev` runs it.
+   */
   vars?: Record<string, string>;
-  /** How long wrangler dev may take to serve GET /v2/ with 200 (default 90 s). */
+  /** How long wrangler dev may take to answer GET /v2/ with 200, or 401 under token auth (default 90 s). */
   startTimeoutMs?: number;
 }
 
@@ -215,14 +218,14 @@ async function launch(state: string, env: NodeJS.ProcessEnv, vars: string[], tim
   while (Date.now() - started < timeoutMs) {
     if (spawnError || exited()) break;
     last = await ping(url);
-    if (last === 200) return { ok: true, registry: { url, host, pgid, stateDir: state, output: () => output.toString(), stop } };
+    if (last === 200 || last === 401) return { ok: true, registry: { url, host, pgid, stateDir: state, output: () => output.toString(), stop } };
     await sleep(250);
   }
   const why = spawnError
     ? `failed to spawn: ${spawnError.message}`
     : exited()
       ? `exited (code ${child.exitCode}, signal ${child.signalCode}) before serving`
-      : `GET ${url}/v2/ did not return 200 within ${timeoutMs / 1000} s (last: ${last})`;
+      : `GET ${url}/v2/ did not return 200 or 401 within ${timeoutMs / 1000} s (last: ${last})`;
   await stop();
   return {
     ok: false,
@@ -243,7 +246,10 @@ export async function startRegistry(options: StartOptions = {}): Promise<Registr
     const migrate = await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], PROJECT, env);
     if (migrate.code !== 0) throw new Error(`wrangler d1 migrations apply exited with ${migrate.code}:\n${migrate.output}`);
 
-    const vars = Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+    const envFile = join(root, "worker.env");
+    const values = { AUTH_MODE: "open", ...options.vars };
+    await writeFile(envFile, Object.entries(values).map(([name, value]) => `${name}=${JSON.stringify(value)}\n`).join(""));
+    const vars = ["--env-file", envFile];
     for (let attempt = 1; ; attempt++) {
       const launched = await launch(state, env, vars, options.startTimeoutMs ?? START_TIMEOUT_MS);
       if (launched.ok) {

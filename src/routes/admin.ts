@@ -1,0 +1,35 @@
+import { Hono, type MiddlewareHandler } from "hono";
+import { parseBasic, sameSecret } from "../auth/credentials";
+import type { AppEnv } from "../context";
+import { RegistryError } from "../errors";
+import { AccessTokenService, NewAccessToken } from "../services/access-tokens";
+
+/** The admin API answers only to the admin token (a secret), as Bearer or as a Basic password. */
+const adminOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const adminToken = c.var.registry.config.ADMIN_TOKEN;
+  if (!adminToken) throw new RegistryError("DENIED", null, { message: "the admin API is disabled: set the ADMIN_TOKEN secret" });
+  const header = c.req.header("Authorization") ?? "";
+  const presented = /^Bearer\s/i.test(header) ? header.replace(/^Bearer\s+/i, "").trim() : parseBasic(header)?.password;
+  if (presented === undefined || !(await sameSecret(presented, adminToken))) {
+    throw new RegistryError("UNAUTHORIZED", null, { message: "the admin token is required", headers: { "WWW-Authenticate": 'Bearer realm="admin"' } });
+  }
+  await next();
+};
+
+export const admin = new Hono<AppEnv>()
+  .use("/admin/*", adminOnly)
+  .post("/admin/tokens", async (c) => {
+    const body = NewAccessToken.safeParse(await c.req.json().catch(() => null));
+    if (!body.success) {
+      throw new RegistryError("UNSUPPORTED", body.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })), {
+        status: 400,
+        message: "invalid access token request",
+      });
+    }
+    return c.json(await new AccessTokenService(c.env.DB).create(body.data), 201);
+  })
+  .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
+  .delete("/admin/tokens/:id", async (c) => {
+    await new AccessTokenService(c.env.DB).revoke(c.req.param("id"));
+    return c.body(null, 204);
+  });

@@ -1,0 +1,81 @@
+import { Hono, type Context } from "hono";
+import { publicScopesOf } from "../auth/access";
+import { ADMIN_SCOPES, verifySecret, type Credential } from "../auth/credentials";
+import { authenticateBasic, serviceOf } from "../auth/middleware";
+import { actionsFor, parseRequestedScopes, type Action, type Scope } from "../auth/scopes";
+import { issueToken, type AccessEntry } from "../auth/signing";
+import type { AppEnv } from "../context";
+import { RegistryError } from "../errors";
+import { parseRepositoryName } from "../references";
+import { AccessTokenRecords } from "../storage/access-token-records";
+
+// Docker token authentication: GET /token with HTTP Basic (or none, for anonymous), and the OAuth2 password grant
+// (POST /token) some clients prefer. The token grants the subset of the asked scopes the caller holds.
+export const token = new Hono<AppEnv>()
+  .get("/token", async (c) => {
+    const header = c.req.header("Authorization");
+    const credential = header ? await authenticateBasic(c, header) : null;
+    return respond(c, credential, c.req.queries("scope") ?? [], c.req.query("service"));
+  })
+  .post("/token", async (c) => {
+    const form = await c.req.parseBody();
+    const field = (name: string) => (typeof form[name] === "string" ? (form[name] as string) : undefined);
+    if (field("grant_type") !== "password") {
+      throw new RegistryError("UNSUPPORTED", { grant_type: field("grant_type") ?? null }, { status: 400, message: "only the password grant is supported" });
+    }
+    const credential = await passwordGrant(c, field("password") ?? "");
+    return respond(c, credential, [field("scope") ?? ""], field("service"));
+  });
+
+async function passwordGrant(c: Context<AppEnv>, password: string): Promise<Credential> {
+  const credential = await verifySecret(new AccessTokenRecords(c.env.DB), c.var.registry.config.ADMIN_TOKEN, password);
+  if (credential) return credential;
+  // Same counting and answer as a bad Basic header.
+  return authenticateBasic(c, "Basic invalid");
+}
+
+async function respond(c: Context<AppEnv>, credential: Credential | null, requested: string[], service: string | undefined) {
+  const { config } = c.var.registry;
+  const expected = serviceOf(c);
+  if (service !== undefined && service !== expected) {
+    throw new RegistryError("DENIED", { service, expected }, { status: 400, message: "unknown service" });
+  }
+  if (!config.TOKEN_SIGNING_KEY) {
+    throw new RegistryError("UNSUPPORTED", null, { status: 404, message: "token authentication is not configured" });
+  }
+  const open = config.AUTH_MODE === "open";
+  const scopes: Scope[] = [
+    ...(open ? ADMIN_SCOPES : (credential?.scopes ?? [])),
+    ...publicScopesOf(config.PUBLIC_REPOSITORIES),
+  ];
+  const access: AccessEntry[] = [];
+  let catalog: string[] | undefined;
+  for (const scope of parseRequestedScopes(requested)) {
+    if (scope.type === "registry") {
+      access.push({ type: "registry", name: "catalog", actions: ["*"] });
+      catalog = scopes.filter((s) => s.actions.includes("pull")).map((s) => s.repository);
+      continue;
+    }
+    let name: string;
+    try {
+      name = parseRepositoryName(scope.name);
+    } catch {
+      continue;
+    }
+    const held = actionsFor(scopes, name);
+    const wanted = scope.actions.includes("*") ? [...held] : scope.actions;
+    const actions = [...new Set(wanted.filter((action) => held.has(action as Action)))];
+    if (actions.length > 0) access.push({ type: "repository", name, actions });
+  }
+  const issued = await issueToken(config.TOKEN_SIGNING_KEY, expected, config.TOKEN_TTL_SECONDS, {
+    sub: credential?.subject ?? "anonymous",
+    access,
+    ...(catalog && { catalog }),
+  });
+  return c.json({
+    token: issued.token,
+    access_token: issued.token,
+    expires_in: issued.expiresIn,
+    issued_at: issued.issuedAt.toISOString(),
+  });
+}
