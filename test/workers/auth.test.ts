@@ -2,7 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { decodeProtectedHeader, exportJWK, generateKeyPair, importPKCS8, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
-import { ORIGIN, pushBlob, pushImage, pushManifest, randomBytes, sha256 } from "./helpers";
+import { ORIGIN, pushBlob, pushImage, pushManifest, randomBytes, sha256, startUpload } from "./helpers";
 
 // The same Worker and bindings as every other test, with token authentication switched on.
 const tokenEnv = { ...env, AUTH_MODE: "token", PUBLIC_REPOSITORIES: "public/*" };
@@ -180,7 +180,24 @@ function cases(tag: string): Case[] {
       run: (auth) => call(`/v2/team/app/manifests/${tag}-pushed`, { method: "PUT", body: JSON.stringify(image), headers: { "Content-Type": image.mediaType }, auth }),
       success: [201],
     },
+    {
+      action: "push",
+      name: "PATCH and GET an upload",
+      run: async (auth) => {
+        const location = await startUpload("team/app");
+        const patched = await call(location, { method: "PATCH", body: randomBytes(10), auth });
+        if (patched.status !== 202) return patched;
+        return call(location, { auth });
+      },
+      success: [204],
+    },
     { action: "delete", name: "DELETE tag", run: (auth) => call(`/v2/team/app/manifests/${tag}`, { method: "DELETE", auth }), success: [202] },
+    {
+      action: "delete",
+      name: "DELETE blob",
+      run: async (auth) => call(`/v2/team/app/blobs/${await pushBlob("team/app", `blob of ${tag}`)}`, { method: "DELETE", auth }),
+      success: [202],
+    },
   ];
 }
 
