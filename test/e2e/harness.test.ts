@@ -72,7 +72,7 @@ describe.skipIf(!existsSync("/proc/self/stat"))("startRegistry", () => {
       },
       (error: Error) => error,
     );
-    expect(failure.message).toMatch(/did not return 200 within 10 s \(last: 500\)/);
+    expect(failure.message).toMatch(/did not return 200 or 401 within 10 s \(last: 500\)/);
     expect(failure.message).toContain("--- wrangler output ---");
     // The Worker logged why.
     expect(failure.message).toMatch(/invalid configuration: UPLOAD_PART_BYTES/);
