@@ -1,11 +1,15 @@
 import { z } from "zod";
 import { RepositoryPattern } from "./auth/scopes";
+import type { MirrorBlobFetch } from "./mirror/blob-fetch";
+import { Mirrors } from "./mirror/config";
 import type { UploadSession } from "./uploads/upload-session";
 
 export interface Env {
   BLOBS: R2Bucket;
   DB: D1Database;
   UPLOADS: DurableObjectNamespace<UploadSession>;
+  MIRROR_FETCHES: DurableObjectNamespace<MirrorBlobFetch>;
+  MIRRORS?: string;
   MAX_BODY_BYTES?: string;
   UPLOAD_PART_BYTES?: string;
   MAX_MANIFEST_BYTES?: string;
@@ -49,6 +53,8 @@ const ConfigSchema = z
   PUBLIC_REPOSITORIES: patternList,
   TOKEN_SIGNING_KEY: z.string().min(1).optional(),
   ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
+  // Read-only namespaces backed by upstream registries (pull-through cache); see src/mirror/config.ts.
+  MIRRORS: Mirrors,
   })
   .superRefine((config, context) => {
     if (config.AUTH_MODE === "token" && !config.TOKEN_SIGNING_KEY) {

@@ -1,12 +1,13 @@
 import { Hono } from "hono";
 import { requires } from "../auth/middleware";
+import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { parseRange } from "../ranges";
 import { parseDigest, parseRepositoryName } from "../references";
 
 // OCI dist-spec end-2 (GET/HEAD) and end-10 (DELETE).
 export const blobs = new Hono<AppEnv>()
-  .get("/:name{.+}/blobs/:digest", requires("pull"), async (c) => {
+  .get("/:name{.+}/blobs/:digest", requires("pull"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const digest = parseDigest(c.req.param("digest"));
     const record = await c.var.registry.blobs.stat(repository, digest);
@@ -25,7 +26,7 @@ export const blobs = new Hono<AppEnv>()
     if (c.req.method === "HEAD") return c.body(null, status, headers);
     return c.body(await c.var.registry.blobs.open(record, range), status, headers);
   })
-  .delete("/:name{.+}/blobs/:digest", requires("delete"), async (c) => {
+  .delete("/:name{.+}/blobs/:digest", requires("delete"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     await c.var.registry.blobs.unlink(repository, parseDigest(c.req.param("digest")));
     return c.body(null, 202);

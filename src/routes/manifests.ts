@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { requires } from "../auth/middleware";
+import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { parseRepositoryName } from "../references";
@@ -35,10 +36,11 @@ async function readBounded(request: Request, limit: number): Promise<Uint8Array>
 
 // OCI dist-spec end-3 (GET/HEAD), end-7 (PUT), end-9 (DELETE).
 export const manifests = new Hono<AppEnv>()
-  .get("/:name{.+}/manifests/:reference", requires("pull"), async (c) => {
+  .get("/:name{.+}/manifests/:reference", requires("pull"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
-    const { record, body } = await c.var.registry.manifests.resolve(repository, c.req.param("reference"));
+    const { record, body, headers: notes } = await c.var.registry.manifests.resolve(repository, c.req.param("reference"));
     const headers = {
+      ...notes,
       "Content-Type": record.mediaType,
       "Content-Length": String(record.size),
       "Docker-Content-Digest": record.digest,
@@ -48,7 +50,7 @@ export const manifests = new Hono<AppEnv>()
     if (c.req.method === "HEAD") return c.body(null, 200, headers);
     return c.body((await body()) as string, 200, headers);
   })
-  .put("/:name{.+}/manifests/:reference", requires("push"), async (c) => {
+  .put("/:name{.+}/manifests/:reference", requires("push"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const reference = c.req.param("reference");
     const bytes = await readBounded(c.req.raw, c.var.registry.config.MAX_MANIFEST_BYTES);
@@ -65,7 +67,7 @@ export const manifests = new Hono<AppEnv>()
     if (subject) headers["OCI-Subject"] = subject;
     return c.body(null, 201, headers);
   })
-  .delete("/:name{.+}/manifests/:reference", requires("delete"), async (c) => {
+  .delete("/:name{.+}/manifests/:reference", requires("delete"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     await c.var.registry.manifests.delete(repository, c.req.param("reference"));
     return c.body(null, 202);

@@ -1,11 +1,12 @@
 import { Hono } from "hono";
 import { requires } from "../auth/middleware";
+import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { MediaTypes } from "../manifests/schema";
 import { parseRepositoryName } from "../references";
 
 // OCI dist-spec end-12a/12b: manifests whose subject is the digest, as an image index.
-export const referrers = new Hono<AppEnv>().get("/:name{.+}/referrers/:digest", requires("pull"), async (c) => {
+export const referrers = new Hono<AppEnv>().get("/:name{.+}/referrers/:digest", requires("pull"), mirrored, async (c) => {
   const repository = parseRepositoryName(c.req.param("name"));
   const artifactType = c.req.query("artifactType") ?? null;
   const found = await c.var.registry.manifests.referrers(repository, c.req.param("digest"), artifactType);

@@ -1,5 +1,6 @@
 import { Hono, type Context } from "hono";
 import { requires } from "../auth/middleware";
+import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { parseContentRange } from "../ranges";
@@ -48,7 +49,7 @@ function uploadHeaders(repository: string, uploadId: string, offset: number): Re
 
 // OCI dist-spec end-4a/4b (POST), end-5 (PATCH), end-6 (PUT), end-11 (mount), end-13 (GET status), DELETE.
 export const uploads = new Hono<AppEnv>()
-  .post("/:name{.+}/blobs/uploads/", requires("push"), async (c) => {
+  .post("/:name{.+}/blobs/uploads/", requires("push"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const { blobs, uploads: sessions, config } = c.var.registry;
 
@@ -81,13 +82,13 @@ export const uploads = new Hono<AppEnv>()
       "OCI-Chunk-Max-Length": String(config.MAX_BODY_BYTES),
     });
   })
-  .get("/:name{.+}/blobs/uploads/:id", requires("push"), async (c) => {
+  .get("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const uploadId = c.req.param("id");
     const offset = await c.var.registry.uploads.status(repository, uploadId);
     return c.body(null, 204, uploadHeaders(repository, uploadId, offset));
   })
-  .patch("/:name{.+}/blobs/uploads/:id", requires("push"), async (c) => {
+  .patch("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const uploadId = c.req.param("id");
     const expect = chunkExpectation(c);
@@ -95,7 +96,7 @@ export const uploads = new Hono<AppEnv>()
     const offset = await c.var.registry.uploads.append(repository, uploadId, body, expect);
     return c.body(null, 202, uploadHeaders(repository, uploadId, offset));
   })
-  .put("/:name{.+}/blobs/uploads/:id", requires("push"), async (c) => {
+  .put("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const uploadId = c.req.param("id");
     const query = c.req.query("digest");
@@ -106,7 +107,7 @@ export const uploads = new Hono<AppEnv>()
     const record = await c.var.registry.uploads.complete(repository, uploadId, digest, body, expect);
     return c.body(null, 201, { Location: blobLocation(repository, record.digest), "Docker-Content-Digest": record.digest });
   })
-  .delete("/:name{.+}/blobs/uploads/:id", requires("push"), async (c) => {
+  .delete("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     await c.var.registry.uploads.cancel(repository, c.req.param("id"));
     return c.body(null, 204);

@@ -12,12 +12,14 @@ const INLINE_MANIFEST_BYTES = 256 * 1024;
 export interface StoredManifest {
   record: ManifestRecord;
   body: () => Promise<BodyInit>;
+  /** Extra response headers (a mirror says when it serves a stale copy). */
+  headers?: Record<string, string>;
 }
 
 export class ManifestService {
-  private readonly records: ManifestRecords;
+  protected readonly records: ManifestRecords;
 
-  constructor(private readonly env: Env) {
+  constructor(protected readonly env: Env) {
     this.records = new ManifestRecords(env.DB);
   }
 
@@ -50,9 +52,8 @@ export class ManifestService {
     if ("digest" in target && target.digest.digest !== digest) {
       throw new RegistryError("DIGEST_INVALID", { expected: target.digest.digest, actual: digest });
     }
-    const { text, mediaType, parsed } = parseManifest(contentType, bytes);
-    const { manifest } = parsed;
-    const references = referencesOf(parsed);
+    const manifest = parseManifest(contentType, bytes);
+    const references = referencesOf(manifest.parsed);
     const missing = [
       ...(await this.records.missingBlobs(repository, references.filter((r) => r.kind === "blob").map((r) => r.digest))),
       ...(await this.records.missingManifests(
@@ -61,7 +62,25 @@ export class ManifestService {
       )),
     ];
     if (missing.length > 0) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { repository, missing });
+    return this.store(repository, "tag" in target ? target.tag : null, digest, bytes, manifest);
+  }
 
+  /**
+   * Stores a manifest fetched from a mirror's upstream, whose digest the caller verified. What it references is
+   * fetched when pulled, so it need not be here yet.
+   */
+  async putFetched(repository: string, tag: string | null, digest: string, contentType: string | null, bytes: Uint8Array) {
+    return this.store(repository, tag, digest, bytes, parseManifest(contentType, bytes));
+  }
+
+  private async store(
+    repository: string,
+    tag: string | null,
+    digest: string,
+    bytes: Uint8Array,
+    { text, mediaType, parsed }: ReturnType<typeof parseManifest>,
+  ): Promise<{ digest: string; subject: string | null }> {
+    const { manifest } = parsed;
     const inline = bytes.byteLength <= INLINE_MANIFEST_BYTES;
     // Bytes first, then the metadata that points at them.
     if (!inline) await this.env.BLOBS.put(manifestKey(parseDigest(digest)), bytes);
@@ -76,9 +95,9 @@ export class ManifestService {
         subject,
         artifactType: manifest.artifactType ?? (parsed.kind === "image" ? parsed.manifest.config.mediaType : null),
         annotations: manifest.annotations ?? null,
-        references,
+        references: referencesOf(parsed),
       },
-      "tag" in target ? target.tag : null,
+      tag,
     );
     return { digest, subject };
   }

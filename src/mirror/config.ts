@@ -1,0 +1,52 @@
+import { z } from "zod";
+
+// MIRRORS: a JSON list of read-only namespaces backed by upstream registries.
+//   [{"prefix": "hub", "upstream": "https://registry-1.docker.io"},
+//    {"prefix": "ghcr", "upstream": "https://ghcr.io", "username": "me", "passwordSecret": "GHCR_TOKEN"}]
+// prefix "" mirrors every repository (a dedicated mirror for the docker daemon's `registry-mirrors`).
+export const Mirror = z.object({
+  prefix: z.union([z.literal(""), z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, "a single lowercase name component")]),
+  upstream: z.url({ protocol: /^https?$/ }).transform((url) => url.replace(/\/+$/, "")),
+  /** Single names map to library/<name>, as on Docker Hub; defaults to true for Docker Hub. */
+  library: z.boolean().optional(),
+  username: z.string().min(1).optional(),
+  /** The name of the secret (Worker env var) that holds the upstream password or token. */
+  passwordSecret: z.string().regex(/^[A-Z][A-Z0-9_]*$/).optional(),
+  /** How long a mirrored tag is served before it is revalidated upstream with a HEAD. */
+  tagTtlSeconds: z.number().int().min(0).max(86_400 * 30).default(300),
+  /** How long to wait for the upstream's response headers. */
+  timeoutSeconds: z.number().positive().max(120).default(20),
+});
+export type Mirror = z.infer<typeof Mirror>;
+
+export const Mirrors = z
+  .string()
+  .default("[]")
+  .transform((text, context) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      context.addIssue({ code: "custom", message: "not JSON" });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.array(Mirror))
+  .refine((mirrors) => new Set(mirrors.map((m) => m.prefix)).size === mirrors.length, "two mirrors have the same prefix");
+
+const DOCKER_HUB = /^https:\/\/(registry-1\.)?docker\.io$/;
+
+export interface MirrorTarget {
+  mirror: Mirror;
+  /** The repository's name at the upstream. */
+  upstreamName: string;
+}
+
+/** The mirror a local repository name belongs to, if any, and its name upstream. */
+export function mirrorFor(mirrors: Mirror[], repository: string): MirrorTarget | null {
+  const prefixed = mirrors.find((m) => m.prefix !== "" && repository.startsWith(`${m.prefix}/`));
+  const mirror = prefixed ?? mirrors.find((m) => m.prefix === "");
+  if (!mirror) return null;
+  let upstreamName = prefixed ? repository.slice(mirror.prefix.length + 1) : repository;
+  if ((mirror.library ?? DOCKER_HUB.test(mirror.upstream)) && !upstreamName.includes("/")) upstreamName = `library/${upstreamName}`;
+  return { mirror, upstreamName };
+}

@@ -1,0 +1,134 @@
+import type { Env } from "../config";
+import { digestOf } from "../digest";
+import { RegistryError } from "../errors";
+import { MediaTypes } from "../manifests/schema";
+import { parseDigest, parseReference, type ParsedDigest } from "../references";
+import { ManifestService, type StoredManifest } from "../services/manifests";
+import { MirrorRecords } from "../storage/mirror-records";
+import type { MirrorTarget } from "./config";
+import { expectOk, Upstream, UpstreamError } from "./upstream";
+
+const ACCEPT = [MediaTypes.ociIndex, MediaTypes.ociManifest, MediaTypes.dockerManifestList, MediaTypes.dockerManifest].join(", ");
+
+/** Says in a response that the mirror served its copy because the upstream could not be asked. */
+export const STALE = { Warning: '110 - "Response is Stale"', "X-Mirror-Status": "stale" };
+
+/**
+ * Manifests of a mirrored repository: the local copy when it is known to be current, otherwise fetched from the
+ * upstream, verified against its digest and stored. Manifests by digest never change; tags are revalidated with a
+ * HEAD once their TTL has passed; an unavailable upstream is answered with what is cached.
+ */
+export class MirrorManifestService extends ManifestService {
+  private readonly checks: MirrorRecords;
+
+  constructor(
+    env: Env,
+    private readonly target: MirrorTarget,
+    private readonly upstream: Upstream,
+  ) {
+    super(env);
+    this.checks = new MirrorRecords(env.DB);
+  }
+
+  override async resolve(repository: string, reference: string): Promise<StoredManifest> {
+    const parsed = parseReference(reference);
+    const local = await super.resolve(repository, reference).catch((error) => {
+      if (error instanceof RegistryError && error.code === "MANIFEST_UNKNOWN") return null;
+      throw error;
+    });
+    if ("digest" in parsed) {
+      if (local) return local;
+      return this.fetch(repository, null, parsed.digest).catch((error) => {
+        throw toRegistryError(error, "MANIFEST_UNKNOWN", repository, reference);
+      });
+    }
+
+    const { tag } = parsed;
+    const checkedAt = local ? await this.checks.checkedAt(repository, tag) : null;
+    if (local && checkedAt !== null && Date.now() - checkedAt < this.target.mirror.tagTtlSeconds * 1000) return local;
+    try {
+      const head = await expectOk(await this.upstream.request("HEAD", this.path(tag), this.scope(), { Accept: ACCEPT }), `${this.target.upstreamName}:${tag}`);
+      if (head.status === 404) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference, upstream: "not found" });
+      const digest = head.headers.get("Docker-Content-Digest");
+      if (local && digest === local.record.digest) {
+        await this.checks.markChecked(repository, tag);
+        return local;
+      }
+      const fetched = await this.fetch(repository, tag, digest ? upstreamDigest(digest) : null);
+      await this.checks.markChecked(repository, tag);
+      return fetched;
+    } catch (error) {
+      if (error instanceof UpstreamError && local) return { ...local, headers: STALE };
+      throw toRegistryError(error, "MANIFEST_UNKNOWN", repository, reference);
+    }
+  }
+
+  /** GETs a manifest upstream (by digest when known), checks its digest, stores it (with the tag) and returns it. */
+  private async fetch(repository: string, tag: string | null, digest: ParsedDigest | null): Promise<StoredManifest> {
+    const reference = digest?.digest ?? tag!;
+    const response = await expectOk(await this.upstream.request("GET", this.path(reference), this.scope(), { Accept: ACCEPT }), `${this.target.upstreamName}@${reference}`);
+    if (response.status === 404) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference, upstream: "not found" });
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const actual = await digestOf(bytes, digest?.algorithm ?? "sha256");
+    const expected = digest?.digest ?? response.headers.get("Docker-Content-Digest") ?? actual;
+    if (actual !== expected) throw new UpstreamError(502, `the upstream's manifest ${reference} does not hash to ${expected} (got ${actual})`);
+    await this.putFetched(repository, tag, actual, response.headers.get("Content-Type"), bytes);
+    return super.resolve(repository, actual);
+  }
+
+  /** The upstream's tag list, or the local one when the upstream cannot be asked. */
+  override async tags(repository: string, limit: number, last: string | null): Promise<string[]> {
+    try {
+      const query = new URLSearchParams({ n: String(limit), ...(last && { last }) });
+      const response = await expectOk(await this.upstream.request("GET", `/v2/${this.target.upstreamName}/tags/list?${query}`, this.scope()), "tags");
+      if (response.status === 404) throw new RegistryError("NAME_UNKNOWN", { repository });
+      const { tags } = (await response.json()) as { tags?: string[] | null };
+      return (tags ?? []).filter((tag) => last === null || tag > last).sort().slice(0, limit);
+    } catch (error) {
+      if (error instanceof UpstreamError) return super.tags(repository, limit, last);
+      throw error;
+    }
+  }
+
+  override async put(): Promise<never> {
+    throw readOnly();
+  }
+
+  override async delete(): Promise<never> {
+    throw readOnly();
+  }
+
+  private path(reference: string): string {
+    return `/v2/${this.target.upstreamName}/manifests/${reference}`;
+  }
+
+  private scope(): string {
+    return `repository:${this.target.upstreamName}:pull`;
+  }
+}
+
+export function readOnly(): RegistryError {
+  return new RegistryError("DENIED", null, { message: "this repository is a read-only mirror of an upstream registry" });
+}
+
+function upstreamDigest(value: string): ParsedDigest {
+  try {
+    return parseDigest(value);
+  } catch {
+    throw new UpstreamError(502, `the upstream sent an unusable digest ${value.slice(0, 100)}`);
+  }
+}
+
+/** Upstream failures as the OCI errors a client understands; registry errors pass through. */
+export function toRegistryError(error: unknown, notFound: "MANIFEST_UNKNOWN" | "BLOB_UNKNOWN", repository: string, reference: string): unknown {
+  if (!(error instanceof UpstreamError)) return error;
+  const detail = { repository, reference, upstream: error.message };
+  if (error.status === 429) {
+    return new RegistryError("TOOMANYREQUESTS", detail, {
+      message: "the upstream registry is rate limiting this mirror",
+      headers: { "Retry-After": error.retryAfter ?? "60" },
+    });
+  }
+  if (error.status === 404) return new RegistryError(notFound, detail);
+  return new RegistryError("UNKNOWN", detail, { status: 502, message: "the upstream registry could not be reached or failed" });
+}

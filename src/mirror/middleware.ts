@@ -1,0 +1,32 @@
+import type { MiddlewareHandler } from "hono";
+import type { Env } from "../config";
+import type { AppEnv } from "../context";
+import { parseRepositoryName } from "../references";
+import { MirrorBlobService } from "./blobs";
+import { mirrorFor } from "./config";
+import { MirrorManifestService, readOnly } from "./manifests";
+import { Upstream } from "./upstream";
+
+/**
+ * For a repository under a mirror's prefix, the routes get mirror-backed services (the same interfaces, backed by
+ * the upstream) and writes are refused. Other repositories pass through untouched.
+ */
+export const mirrored: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const { config } = c.var.registry;
+  if (config.MIRRORS.length > 0) {
+    const repository = parseRepositoryName(c.req.param("name") ?? "");
+    const target = mirrorFor(config.MIRRORS, repository);
+    if (target) {
+      if (c.req.method !== "GET" && c.req.method !== "HEAD") throw readOnly();
+      const secret = target.mirror.passwordSecret;
+      const password = secret ? (c.env as unknown as Record<string, string | undefined>)[secret] : undefined;
+      const upstream = new Upstream(target.mirror, password);
+      c.set("registry", {
+        ...c.var.registry,
+        manifests: new MirrorManifestService(c.env, target, upstream),
+        blobs: new MirrorBlobService(c.env as Env, target, upstream, c.executionCtx),
+      });
+    }
+  }
+  await next();
+};
