@@ -42,6 +42,16 @@ export interface StartOptions {
   startTimeoutMs?: number;
 }
 
+/** A value as a .env file line needs it: multi-line (PEM keys) double-quoted with \n, anything else single-quoted. */
+function dotenvValue(value: string): string {
+  if (value.includes("\n")) {
+    if (value.includes('"')) throw new Error("a multi-line value with double quotes cannot go in a .env file");
+    return `"${value.replaceAll("\n", "\\n")}"`;
+  }
+  if (value.includes("'")) throw new Error("a value with single quotes cannot go in a .env file");
+  return `'${value}'`;
+}
+
 /** A TCP port that was free a moment ago (the kernel picks it; we close and hand it to wrangler). */
 export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -248,7 +258,7 @@ export async function startRegistry(options: StartOptions = {}): Promise<Registr
 
     const envFile = join(root, "worker.env");
     const values = { AUTH_MODE: "open", ...options.vars };
-    await writeFile(envFile, Object.entries(values).map(([name, value]) => `${name}=${JSON.stringify(value)}\n`).join(""));
+    await writeFile(envFile, Object.entries(values).map(([name, value]) => `${name}=${dotenvValue(value)}\n`).join(""));
     const vars = ["--env-file", envFile];
     for (let attempt = 1; ; attempt++) {
       const launched = await launch(state, env, vars, options.startTimeoutMs ?? START_TIMEOUT_MS);
