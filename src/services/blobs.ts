@@ -43,30 +43,26 @@ export class BlobService {
    */
   async putWhole(repository: string, digest: ParsedDigest, body: ReadableStream | null, length: number): Promise<BlobRecord> {
     const stored = await this.records.findStored(digest.digest);
-    let received = 0;
-    const counted = (body ?? new Response(new Uint8Array(0)).body!).pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          received += chunk.byteLength;
-          controller.enqueue(chunk);
-        },
-      }),
+    // Piped natively (a JavaScript transform here halves throughput); the pipe fails if the length is not the declared one.
+    const sized = new FixedLengthStream(length);
+    const whole = (body ?? new Response(new Uint8Array(0)).body!).pipeTo(sized.writable).then(
+      () => true,
+      () => false,
     );
-    const sized = counted.pipeThrough(new FixedLengthStream(length));
-    const failed = (actual: string) =>
-      received !== length
-        ? new RegistryError("SIZE_INVALID", { declared: length, received }, { message: "the body's length is not the declared length" })
-        : new RegistryError("DIGEST_INVALID", { expected: digest.digest, actual });
+    const failed = async (actual: string) =>
+      (await whole)
+        ? new RegistryError("DIGEST_INVALID", { expected: digest.digest, actual })
+        : new RegistryError("SIZE_INVALID", { declared: length }, { message: "the body's length is not the declared length" });
     if (stored) {
-      const actual = await digestOfStream(sized, digest.algorithm).catch(() => "unreadable");
-      if (actual !== digest.digest) throw failed(actual);
+      const actual = await digestOfStream(sized.readable, digest.algorithm).catch(() => "unreadable");
+      if (actual !== digest.digest) throw await failed(actual);
       return this.records.record(repository, stored);
     }
     const key = blobKey(digest);
     try {
-      await this.env.BLOBS.put(key, sized, checksumOption(digest));
+      await this.env.BLOBS.put(key, sized.readable, checksumOption(digest));
     } catch {
-      throw failed("rejected by R2's checksum");
+      throw await failed("rejected by R2's checksum");
     }
     return this.records.record(repository, { digest: digest.digest, size: length, objectKey: key });
   }

@@ -5,12 +5,7 @@ import { RegistryError, serializeError, type SerializedError } from "../errors";
 import type { ParsedDigest } from "../references";
 import { BlobRecords, type BlobRecord } from "../storage/blob-records";
 import { blobKey, checksumOption, pendingPieceKey, uploadObjectKey } from "../storage/objects";
-
-/** Bytes received but not yet part of a full multipart part, kept in R2 between requests. */
-interface Piece {
-  key: string;
-  size: number;
-}
+import { BodyReader, concatenatedPieces, StreamedPart, type Piece } from "./parts";
 
 /** Everything an upload is, in DO storage, so that it survives eviction between any two requests. */
 interface SessionState {
@@ -150,8 +145,13 @@ export class UploadSession extends DurableObject<Env> {
   }
 
   /**
-   * Streams a request body into the session. The new state is saved once, at the end: a refused chunk leaves the
-   * session as it was. A body cut off by the client keeps every byte that arrived, so the client can resume.
+   * Streams a request body into the session, re-cut into parts of exactly UPLOAD_PART_BYTES. A part that the body is
+   * sure to fill (its declared length says so) streams straight into R2 as it arrives; bytes that will not fill a
+   * part are kept and stored as a piece; a body of unknown length streams into its part and keeps a copy in case it
+   * ends first. So at most one part's worth of the body is in memory, and R2 takes one part while the next arrives.
+   * The new state is saved once, at the end: a refused chunk leaves the session as it was. A body cut off by the
+   * client keeps what is stored (all of it, except the bytes of a part that was streaming without a copy); the
+   * client resumes from the offset reported.
    */
   private async receive(
     committed: SessionState,
@@ -165,68 +165,120 @@ export class UploadSession extends DurableObject<Env> {
     const state: SessionState = { ...committed, parts: [...committed.parts], pending: [...committed.pending] };
     const hasher = ResumableSha256.from(state.hash);
     const consumed: Piece[] = [];
-    let pendingSize = state.pending.reduce((sum, piece) => sum + piece.size, 0);
-    let buffered: Uint8Array[] = [];
-    let bufferedSize = 0;
+    // Parts fully written whose upload R2 may still be finishing, in part order: at most one besides the open part.
+    const finishing: Promise<R2UploadedPart>[] = [];
+    let open: OpenPart | null = null;
+    // Where the open part began: what the session falls back to if that part is lost.
+    let checkpoint = { received: 0, hash: state.hash };
     let received = 0;
-    let interrupted = false;
 
-    const flushPart = async () => {
-      const multipart = await this.multipart(committed, state);
-      const bytes = concat([...(await this.readPieces(state.pending)), ...buffered], partSize);
-      const part = await multipart.uploadPart(state.parts.length + 1, bytes);
-      state.parts.push({ partNumber: part.partNumber, etag: part.etag });
-      consumed.push(...state.pending);
-      state.pending = [];
-      pendingSize = 0;
-      buffered = [];
-      bufferedSize = 0;
+    const openPart = async (): Promise<OpenPart> => {
+      const filled = state.pending.reduce((sum, piece) => sum + piece.size, 0);
+      const declaredLeft = expect.length === undefined ? undefined : expect.length - received;
+      checkpoint = { received, hash: hasher.save() };
+      if (declaredLeft !== undefined && filled + declaredLeft < partSize) {
+        return { filled, pieces: state.pending, streamed: null, kept: [], keptSize: 0 };
+      }
+      const streamed = await this.startPart(committed, state, finishing.length, state.pending);
+      return { filled, pieces: state.pending, streamed, kept: declaredLeft === undefined ? [] : null, keptSize: 0 };
     };
 
-    const reader = body?.getReader();
-    while (reader) {
-      let chunk: Uint8Array;
-      try {
-        const next = await reader.read();
-        if (next.done) break;
-        chunk = next.value;
-      } catch {
-        interrupted = true;
-        break;
+    const closePart = async (part: OpenPart) => {
+      // A body that outran its declared length: its kept bytes go up as the part after all.
+      const streamed = part.streamed ?? (await this.startPart(committed, state, finishing.length, part.pieces, part.kept ?? []));
+      finishing.push(streamed.finish());
+      if (finishing.length > 1) state.parts.push(await finishing.shift()!);
+      consumed.push(...part.pieces);
+      state.pending = [];
+    };
+
+    const reader = body ? new BodyReader(body) : null;
+    try {
+      while (reader) {
+        let chunk: Uint8Array | null;
+        try {
+          chunk = await reader.read();
+        } catch {
+          break; // cut off by the client: keep what was stored
+        }
+        if (!chunk) break;
+        if (received + chunk.byteLength > maxBody) {
+          await reader.cancel();
+          throw tooLarge(maxBody);
+        }
+        while (chunk.byteLength > 0) {
+          open ??= await openPart();
+          const take = chunk.subarray(0, partSize - open.filled);
+          chunk = chunk.subarray(take.byteLength);
+          hasher.update(take);
+          if (open.kept) {
+            open.kept.push(take);
+            open.keptSize += take.byteLength;
+          }
+          await open.streamed?.write(take);
+          open.filled += take.byteLength;
+          received += take.byteLength;
+          if (open.filled === partSize) {
+            const full = open;
+            open = null;
+            await closePart(full);
+          }
+        }
       }
-      received += chunk.byteLength;
-      if (received > maxBody) {
-        await reader.cancel().catch(() => undefined);
-        throw tooLarge(maxBody);
+      // A body shorter than declared was cut off (the runtime does not always report that as an error) and keeps what
+      // was stored, like any other; one longer than declared is refused.
+      if (expect.length !== undefined && received > expect.length) {
+        throw new RegistryError(
+          "SIZE_INVALID",
+          { declared: expect.length, received },
+          { message: "the body's length is not the declared length" },
+        );
       }
-      hasher.update(chunk);
-      while (chunk.byteLength > 0) {
-        const take = chunk.subarray(0, partSize - pendingSize - bufferedSize);
-        buffered.push(take);
-        bufferedSize += take.byteLength;
-        chunk = chunk.subarray(take.byteLength);
-        if (pendingSize + bufferedSize === partSize) await flushPart();
+      let keep: { received: number; hash: HashState | undefined } = { received, hash: hasher.save() };
+      if (open) {
+        const part: OpenPart = open;
+        open = null;
+        await part.streamed?.abort(new Error("the body ended before the part was full"));
+        if (part.kept && part.keptSize > 0) {
+          const piece = { key: pendingPieceKey(state.uploadId, state.nextPiece), size: part.keptSize };
+          await this.env.BLOBS.put(piece.key, streamOfChunks(part.kept, part.keptSize));
+          state.pending.push(piece);
+          state.nextPiece += 1;
+        } else if (!part.kept) {
+          // Cut off while streaming a part with no copy: the session keeps what was stored before that part.
+          keep = checkpoint;
+        }
       }
+      for (const uploaded of finishing.splice(0)) state.parts.push(await uploaded);
+      state.offset += keep.received;
+      state.hash = keep.hash;
+    } finally {
+      await open?.streamed?.abort(new Error("the request failed"));
     }
-    if (!interrupted && expect.length !== undefined && received !== expect.length) {
-      throw new RegistryError(
-        "SIZE_INVALID",
-        { declared: expect.length, received },
-        { message: "the body's length is not the declared length" },
-      );
-    }
-    if (bufferedSize > 0) {
-      const piece = { key: pendingPieceKey(state.uploadId, state.nextPiece), size: bufferedSize };
-      await this.env.BLOBS.put(piece.key, concat(buffered, bufferedSize));
-      state.pending.push(piece);
-      state.nextPiece += 1;
-    }
-    state.offset += received;
-    state.hash = hasher.save();
     state.touchedAt = Date.now();
     await this.save(state);
     if (consumed.length > 0) await this.env.BLOBS.delete(consumed.map((piece) => piece.key));
     return state;
+  }
+
+  /** Opens the next multipart part as a stream into R2 and feeds it the stored pieces (and kept bytes) it begins with. */
+  private async startPart(
+    committed: SessionState,
+    state: SessionState,
+    alreadyFinishing: number,
+    pieces: Piece[],
+    kept: Uint8Array[] = [],
+  ): Promise<StreamedPart> {
+    const multipart = await this.multipart(committed, state);
+    const part = new StreamedPart(multipart, state.parts.length + alreadyFinishing + 1, this.config.UPLOAD_PART_BYTES);
+    try {
+      await part.pipeFrom(this.env.BLOBS, pieces);
+      for (const chunk of kept) await part.write(chunk);
+    } catch (error) {
+      await part.abort(error);
+      throw error;
+    }
+    return part;
   }
 
   /** The session's R2 multipart upload, created on its first full part and saved at once so it can be aborted. */
@@ -239,25 +291,15 @@ export class UploadSession extends DurableObject<Env> {
     return created;
   }
 
-  private async readPieces(pieces: Piece[]): Promise<Uint8Array[]> {
-    return Promise.all(
-      pieces.map(async (piece) => {
-        const object = await this.env.BLOBS.get(piece.key);
-        if (!object) throw new Error(`upload piece ${piece.key} is missing`);
-        return new Uint8Array(await object.arrayBuffer());
-      }),
-    );
-  }
-
   /** Puts the received bytes together as one R2 object, verified against the digest. */
   private async assemble(state: SessionState, digest: ParsedDigest): Promise<BlobRecord> {
     const record = { digest: digest.digest, size: state.offset };
-    const tail = concat(await this.readPieces(state.pending), state.offset - state.parts.length * this.config.UPLOAD_PART_BYTES);
+    const tail = () => concatenatedPieces(this.env.BLOBS, state.pending);
     if (state.parts.length === 0) {
       // Small blobs skip multipart: one put, content addressed, with R2 checking the hash.
       const key = blobKey(digest);
       try {
-        await this.env.BLOBS.put(key, tail, checksumOption(digest));
+        await this.env.BLOBS.put(key, tail(), checksumOption(digest));
       } catch {
         throw mismatch(digest, "computed by R2");
       }
@@ -265,8 +307,8 @@ export class UploadSession extends DurableObject<Env> {
     }
     const multipart = await this.multipart(state, state);
     const parts = [...state.parts];
-    if (tail.byteLength > 0) {
-      const last = await multipart.uploadPart(parts.length + 1, tail);
+    if (state.pending.length > 0) {
+      const last = await multipart.uploadPart(parts.length + 1, tail());
       parts.push({ partNumber: last.partNumber, etag: last.etag });
     }
     await multipart.complete(parts);
@@ -303,15 +345,26 @@ export class UploadSession extends DurableObject<Env> {
   }
 }
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1 && chunks[0]!.byteLength === size) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
+/** A part being received: how full it is, the stored pieces it starts with, and where its request bytes go. */
+interface OpenPart {
+  filled: number;
+  pieces: Piece[];
+  /** Streaming into R2, or null while the bytes are only kept (they will not fill the part). */
+  streamed: StreamedPart | null;
+  /** Copies of the request bytes, kept unless the declared length guarantees the part fills. */
+  kept: Uint8Array[] | null;
+  keptSize: number;
+}
+
+/** Chunks already in memory as one stream of known length (for R2's put), without copying them together. */
+function streamOfChunks(chunks: Uint8Array[], size: number): ReadableStream<Uint8Array> {
+  const { readable, writable } = new FixedLengthStream(size);
+  const writer = writable.getWriter();
+  void (async () => {
+    for (const chunk of chunks) await writer.write(chunk);
+    await writer.close();
+  })().catch((error: unknown) => writer.abort(error).catch(() => undefined));
+  return readable;
 }
 
 function mismatch(digest: ParsedDigest, actual: string): RegistryError {
