@@ -3,6 +3,7 @@ import { authenticate } from "./auth/middleware";
 import { ConfigError } from "./config";
 import { registryOf, type AppEnv } from "./context";
 import { RegistryError } from "./errors";
+import { requestLog } from "./logging";
 import { admin } from "./routes/admin";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
@@ -15,6 +16,7 @@ import { uploads } from "./routes/uploads";
 
 export const app = new Hono<AppEnv>();
 
+app.use("*", requestLog);
 app.use("*", async (c, next) => {
   c.set("registry", registryOf(c.env));
   await next();
@@ -25,9 +27,9 @@ app.use("/v2/*", authenticate);
 
 app.route("/", token);
 app.route("/", admin);
-// Uploads before blobs: "/blobs/uploads/" must not be read as a blob digest.
 app.route("/", base);
 app.route("/v2", catalog);
+// Uploads before blobs: "/blobs/uploads/" must not be read as a blob digest.
 app.route("/v2", uploads);
 app.route("/v2", blobs);
 app.route("/v2", manifests);

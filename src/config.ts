@@ -10,6 +10,8 @@ export interface Env {
   UPLOADS: DurableObjectNamespace<UploadSession>;
   MIRROR_FETCHES: DurableObjectNamespace<MirrorBlobFetch>;
   MIRRORS?: string;
+  STORAGE_QUOTA_BYTES?: string;
+  IMMUTABLE_TAGS?: string;
   MAX_BODY_BYTES?: string;
   UPLOAD_PART_BYTES?: string;
   MAX_MANIFEST_BYTES?: string;
@@ -55,6 +57,10 @@ const ConfigSchema = z
   ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
   // Read-only namespaces backed by upstream registries (pull-through cache); see src/mirror/config.ts.
   MIRRORS: Mirrors,
+  // Optional: the most bytes of blobs this registry stores; a push past it is refused.
+  STORAGE_QUOTA_BYTES: z.coerce.number().int().positive().optional(),
+  // Repository patterns whose tags, once pushed, may not be moved or deleted.
+  IMMUTABLE_TAGS: patternList,
   })
   .superRefine((config, context) => {
     if (config.AUTH_MODE === "token" && !config.TOKEN_SIGNING_KEY) {

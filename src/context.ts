@@ -2,6 +2,7 @@ import type { Access } from "./auth/access";
 import { configOf, type Config, type Env } from "./config";
 import { BlobService } from "./services/blobs";
 import { ManifestService } from "./services/manifests";
+import { QuotaService } from "./services/quota";
 import { UploadService } from "./services/uploads";
 
 export interface Registry {
@@ -9,6 +10,7 @@ export interface Registry {
   blobs: BlobService;
   uploads: UploadService;
   manifests: ManifestService;
+  quota: QuotaService;
 }
 
 export interface AppEnv {
@@ -17,10 +19,12 @@ export interface AppEnv {
 }
 
 export function registryOf(env: Env): Registry {
+  const config = configOf(env);
   return {
-    config: configOf(env),
+    config,
+    quota: new QuotaService(env.DB, config),
     blobs: new BlobService(env),
     uploads: new UploadService(env),
-    manifests: new ManifestService(env),
+    manifests: new ManifestService(env, config.IMMUTABLE_TAGS),
   };
 }

@@ -28,6 +28,7 @@ export const admin = new Hono<AppEnv>()
     }
     return c.json(await new AccessTokenService(c.env.DB).create(body.data), 201);
   })
+  .get("/admin/usage", async (c) => c.json(await c.var.registry.quota.usage()))
   .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
   .delete("/admin/tokens/:id", async (c) => {
     await new AccessTokenService(c.env.DB).revoke(c.req.param("id"));

@@ -51,7 +51,7 @@ function uploadHeaders(repository: string, uploadId: string, offset: number): Re
 export const uploads = new Hono<AppEnv>()
   .post("/:name{.+}/blobs/uploads/", requires("push"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
-    const { blobs, uploads: sessions, config } = c.var.registry;
+    const { blobs, uploads: sessions, config, quota } = c.var.registry;
 
     const mount = c.req.query("mount");
     const from = c.req.query("from");
@@ -71,10 +71,12 @@ export const uploads = new Hono<AppEnv>()
       if (length === undefined) {
         throw new RegistryError("SIZE_INVALID", null, { status: 411, message: "a monolithic upload needs Content-Length" });
       }
+      await quota.ensureRoom(length);
       const record = await blobs.putWhole(repository, digest, c.req.raw.body, length);
       return c.body(null, 201, { Location: blobLocation(repository, record.digest), "Docker-Content-Digest": record.digest });
     }
 
+    await quota.ensureRoom(0);
     const uploadId = await sessions.start(repository);
     return c.body(null, 202, {
       ...uploadHeaders(repository, uploadId, 0),
@@ -104,7 +106,9 @@ export const uploads = new Hono<AppEnv>()
     const digest = parseDigest(query);
     const expect = chunkExpectation(c);
     const body = hasBody(c, expect) ? c.req.raw.body : null;
-    const record = await c.var.registry.uploads.complete(repository, uploadId, digest, body, expect);
+    const { uploads: sessions, quota } = c.var.registry;
+    await quota.ensureRoom((await sessions.status(repository, uploadId)) + (expect.length ?? 0));
+    const record = await sessions.complete(repository, uploadId, digest, body, expect);
     return c.body(null, 201, { Location: blobLocation(repository, record.digest), "Docker-Content-Digest": record.digest });
   })
   .delete("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {

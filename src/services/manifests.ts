@@ -2,6 +2,7 @@ import type { Env } from "../config";
 import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
 import { isManifestMediaType, MediaTypes, isNonDistributable, type ImageIndex, type ImageManifest, SCHEMAS } from "../manifests/schema";
+import { patternMatches } from "../auth/scopes";
 import { parseDigest, parseReference } from "../references";
 import { ManifestRecords, type ManifestRecord, type ReferrerRecord } from "../storage/manifest-records";
 import { manifestKey } from "../storage/objects";
@@ -19,7 +20,11 @@ export interface StoredManifest {
 export class ManifestService {
   protected readonly records: ManifestRecords;
 
-  constructor(protected readonly env: Env) {
+  constructor(
+    protected readonly env: Env,
+    /** Repository patterns whose tags may not move or go (IMMUTABLE_TAGS). */
+    private readonly immutableTags: string[] = [],
+  ) {
     this.records = new ManifestRecords(env.DB);
   }
 
@@ -62,7 +67,17 @@ export class ManifestService {
       )),
     ];
     if (missing.length > 0) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { repository, missing });
-    return this.store(repository, "tag" in target ? target.tag : null, digest, bytes, manifest);
+    if ("tag" in target && this.isImmutable(repository)) {
+      const current = await this.records.findByTag(repository, target.tag);
+      if (current && current.digest !== digest) throw immutable(repository, target.tag);
+    }
+    const stored = await this.store(repository, "tag" in target ? target.tag : null, digest, bytes, manifest);
+    // A concurrent push may have taken the tag between the check and the write: the write keeps the first.
+    if ("tag" in target && this.isImmutable(repository)) {
+      const now = await this.records.findByTag(repository, target.tag);
+      if (now?.digest !== digest) throw immutable(repository, target.tag);
+    }
+    return stored;
   }
 
   /**
@@ -98,12 +113,25 @@ export class ManifestService {
         references: referencesOf(parsed),
       },
       tag,
+      this.isImmutable(repository),
     );
     return { digest, subject };
   }
 
+  private isImmutable(repository: string): boolean {
+    return this.immutableTags.some((pattern) => patternMatches(pattern, repository));
+  }
+
   async delete(repository: string, reference: string): Promise<void> {
     const target = parseReference(reference);
+    if (this.isImmutable(repository)) {
+      // An immutable tag stays: neither deleted itself nor taken away with its manifest.
+      const tags =
+        "tag" in target
+          ? (await this.records.findByTag(repository, target.tag)) ? [target.tag] : []
+          : await this.records.tagsOf(repository, target.digest.digest);
+      if (tags.length > 0) throw immutable(repository, tags[0]!);
+    }
     const deleted =
       "tag" in target
         ? await this.records.deleteTag(repository, target.tag)
@@ -124,6 +152,12 @@ export class ManifestService {
   async repositories(limit: number, last: string | null, patterns: string[] | null): Promise<string[]> {
     return this.records.listRepositories(limit, last, patterns);
   }
+}
+
+function immutable(repository: string, tag: string): RegistryError {
+  return new RegistryError("DENIED", { repository, tag }, {
+    message: `tag ${tag} of ${repository} is immutable (IMMUTABLE_TAGS): push a new tag instead`,
+  });
 }
 
 function invalid(reason: string, detail: Record<string, unknown> = {}): RegistryError {

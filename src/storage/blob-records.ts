@@ -75,3 +75,9 @@ export class BlobRecords {
     return result.meta.changes > 0;
   }
 }
+
+/** Bytes and count of every stored blob (each counted once, however many repositories link it). */
+export async function storageUsage(db: D1Database): Promise<{ bytes: number; blobs: number }> {
+  const row = await db.prepare("SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS blobs FROM blobs").first<{ bytes: number; blobs: number }>();
+  return { bytes: row?.bytes ?? 0, blobs: row?.blobs ?? 0 };
+}

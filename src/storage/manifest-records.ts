@@ -85,7 +85,7 @@ export class ManifestRecords {
   }
 
   /** Stores a manifest, what it references and optionally a tag, all or nothing. */
-  async put(manifest: NewManifest, tag: string | null): Promise<void> {
+  async put(manifest: NewManifest, tag: string | null, immutableTag = false): Promise<void> {
     const now = Date.now();
     const statements = [
       this.db
@@ -120,10 +120,11 @@ export class ManifestRecords {
       statements.push(
         this.db
           .prepare(
-            `INSERT INTO tags (repository, name, digest, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (repository, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+            `INSERT INTO tags (repository, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (repository, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
+             WHERE ?5 = 0`,
           )
-          .bind(manifest.repository, tag, manifest.digest, now),
+          .bind(manifest.repository, tag, manifest.digest, now, immutableTag ? 1 : 0),
       );
     }
     await this.db.batch(statements);
@@ -137,6 +138,14 @@ export class ManifestRecords {
       this.db.prepare("DELETE FROM manifests WHERE repository = ? AND digest = ?").bind(repository, digest),
     ]);
     return (deleted?.meta.changes ?? 0) > 0;
+  }
+
+  async tagsOf(repository: string, digest: string): Promise<string[]> {
+    const { results } = await this.db
+      .prepare("SELECT name FROM tags WHERE repository = ? AND digest = ? ORDER BY name")
+      .bind(repository, digest)
+      .all<{ name: string }>();
+    return results.map((row) => row.name);
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
