@@ -12,6 +12,9 @@ export interface Env {
   MIRRORS?: string;
   STORAGE_QUOTA_BYTES?: string;
   IMMUTABLE_TAGS?: string;
+  GC_GRACE_SECONDS?: string;
+  GC_BATCH_SIZE?: string;
+  GC_DRY_RUN?: string;
   MAX_BODY_BYTES?: string;
   UPLOAD_PART_BYTES?: string;
   MAX_MANIFEST_BYTES?: string;
@@ -61,6 +64,11 @@ const ConfigSchema = z
   STORAGE_QUOTA_BYTES: z.coerce.number().int().positive().optional(),
   // Repository patterns whose tags, once pushed, may not be moved or deleted.
   IMMUTABLE_TAGS: patternList,
+  // Garbage collection (Cron Trigger): nothing younger than the grace window is touched, and a marked blob waits
+  // that long again before it goes; each pass handles at most GC_BATCH_SIZE blobs; GC_DRY_RUN only reports.
+  GC_GRACE_SECONDS: z.coerce.number().int().min(60).default(86_400),
+  GC_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
+  GC_DRY_RUN: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
   })
   .superRefine((config, context) => {
     if (config.AUTH_MODE === "token" && !config.TOKEN_SIGNING_KEY) {

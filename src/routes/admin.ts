@@ -2,6 +2,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { parseBasic, sameSecret } from "../auth/credentials";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
+import { collectGarbage } from "../gc/run";
 import { AccessTokenService, NewAccessToken } from "../services/access-tokens";
 
 /** The admin API answers only to the admin token (a secret), as Bearer or as a Basic password. */
@@ -28,6 +29,8 @@ export const admin = new Hono<AppEnv>()
     }
     return c.json(await new AccessTokenService(c.env.DB).create(body.data), 201);
   })
+  // One garbage collection pass now; ?dryRun=true reports what would go, with sizes, and changes nothing.
+  .post("/admin/gc", async (c) => c.json(await collectGarbage(c.env, { dryRun: c.req.query("dryRun") === "true" })))
   .get("/admin/usage", async (c) => c.json(await c.var.registry.quota.usage()))
   .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
   .delete("/admin/tokens/:id", async (c) => {

@@ -85,7 +85,7 @@ export class ManifestService {
    * fetched when pulled, so it need not be here yet.
    */
   async putFetched(repository: string, tag: string | null, digest: string, contentType: string | null, bytes: Uint8Array) {
-    return this.store(repository, tag, digest, bytes, parseManifest(contentType, bytes));
+    return this.store(repository, tag, digest, bytes, parseManifest(contentType, bytes), true);
   }
 
   private async store(
@@ -94,13 +94,14 @@ export class ManifestService {
     digest: string,
     bytes: Uint8Array,
     { text, mediaType, parsed }: ReturnType<typeof parseManifest>,
+    fetched = false,
   ): Promise<{ digest: string; subject: string | null }> {
     const { manifest } = parsed;
     const inline = bytes.byteLength <= INLINE_MANIFEST_BYTES;
     // Bytes first, then the metadata that points at them.
     if (!inline) await this.env.BLOBS.put(manifestKey(parseDigest(digest)), bytes);
     const subject = manifest.subject?.digest ?? null;
-    await this.records.put(
+    const stored = await this.records.put(
       {
         repository,
         digest,
@@ -113,8 +114,10 @@ export class ManifestService {
         references: referencesOf(parsed),
       },
       tag,
-      this.isImmutable(repository),
+      { immutableTag: this.isImmutable(repository), blobsMayBeMissing: fetched },
     );
+    // A blob it references was garbage collected between the check and the write: the client must push it again.
+    if (!stored) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { repository, reason: "a referenced blob was just deleted" });
     return { digest, subject };
   }
 

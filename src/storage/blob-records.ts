@@ -29,10 +29,13 @@ export class BlobRecords {
     return row ? toRecord(row) : null;
   }
 
-  /** The blob in any repository: for deduplicating bytes only, never for serving them. */
+  /**
+   * The blob in any repository: for deduplicating bytes only, never for serving them. Blobs marked for deletion
+   * are not offered (new bytes are stored instead), so a blob is never picked up just before its bytes go.
+   */
   async findStored(digest: string): Promise<BlobRecord | null> {
     const row = await this.db
-      .prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ?")
+      .prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ? AND deleting_at IS NULL")
       .bind(digest)
       .first<BlobRow>();
     return row ? toRecord(row) : null;
@@ -44,14 +47,19 @@ export class BlobRecords {
    */
   async record(repository: string, blob: BlobRecord): Promise<BlobRecord> {
     const now = Date.now();
-    const [, , , winner] = await this.db.batch<BlobRow>([
+    const [, , , , winner] = await this.db.batch<BlobRow>([
       this.db.prepare("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)").bind(repository, now),
       this.db
         .prepare("INSERT OR IGNORE INTO blobs (digest, size, object_key, created_at) VALUES (?, ?, ?, ?)")
         .bind(blob.digest, blob.size, blob.objectKey, now),
+      // A link made now keeps the blob: it clears a garbage collector's mark (re-pushes refresh the link's time).
       this.db
-        .prepare("INSERT OR IGNORE INTO repository_blobs (repository, digest, created_at) VALUES (?, ?, ?)")
+        .prepare(
+          `INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?1, ?2, ?3)
+           ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at`,
+        )
         .bind(repository, blob.digest, now),
+      this.db.prepare("UPDATE blobs SET deleting_at = NULL WHERE digest = ? AND deleting_at IS NOT NULL").bind(blob.digest),
       this.db.prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ?").bind(blob.digest),
     ]);
     const row = winner?.results[0];

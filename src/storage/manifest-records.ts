@@ -84,9 +84,16 @@ export class ManifestRecords {
     return results.map((row) => row.digest);
   }
 
-  /** Stores a manifest, what it references and optionally a tag, all or nothing. */
-  async put(manifest: NewManifest, tag: string | null, immutableTag = false): Promise<void> {
+  /**
+   * Stores a manifest, what it references and optionally a tag, all or nothing. Unless `blobsMayBeMissing` (a
+   * mirror's manifests, whose blobs come later), it is stored only if every blob it references still has a row:
+   * checked in the same transaction as the insert, so a blob the garbage collector deletes meanwhile cannot end up
+   * referenced. Referencing a blob clears a collector's mark on it. Returns false when a blob was missing.
+   */
+  async put(manifest: NewManifest, tag: string | null, options: { immutableTag?: boolean; blobsMayBeMissing?: boolean } = {}): Promise<boolean> {
     const now = Date.now();
+    const blobs = JSON.stringify(manifest.references.filter((r) => r.kind === "blob").map((r) => r.digest));
+    const stored = "EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)";
     const statements = [
       this.db
         .prepare("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)")
@@ -96,7 +103,9 @@ export class ManifestRecords {
         .prepare(
           `INSERT OR IGNORE INTO manifests
              (repository, digest, media_type, size, body, subject, artifact_type, annotations, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+           WHERE ?10 = 1 OR NOT EXISTS (
+             SELECT 1 FROM json_each(?11) b WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = b.value))`,
         )
         .bind(
           manifest.repository,
@@ -108,26 +117,36 @@ export class ManifestRecords {
           manifest.artifactType,
           manifest.annotations ? JSON.stringify(manifest.annotations) : null,
           now,
+          options.blobsMayBeMissing ? 1 : 0,
+          blobs,
         ),
       this.db
         .prepare(
           `INSERT OR IGNORE INTO manifest_references (repository, manifest, child, kind)
-           SELECT ?1, ?2, r.value ->> '$.digest', r.value ->> '$.kind' FROM json_each(?3) r`,
+           SELECT ?1, ?2, r.value ->> '$.digest', r.value ->> '$.kind' FROM json_each(?3) r WHERE ${stored}`,
         )
         .bind(manifest.repository, manifest.digest, JSON.stringify(manifest.references)),
+      this.db
+        .prepare(
+          `UPDATE blobs SET deleting_at = NULL
+           WHERE deleting_at IS NOT NULL AND digest IN (SELECT value FROM json_each(?3)) AND ${stored}`,
+        )
+        .bind(manifest.repository, manifest.digest, blobs),
     ];
     if (tag !== null) {
       statements.push(
         this.db
           .prepare(
-            `INSERT INTO tags (repository, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
+            `INSERT INTO tags (repository, name, digest, updated_at) SELECT ?1, ?3, ?2, ?4 WHERE ${stored}
              ON CONFLICT (repository, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
              WHERE ?5 = 0`,
           )
-          .bind(manifest.repository, tag, manifest.digest, now, immutableTag ? 1 : 0),
+          .bind(manifest.repository, manifest.digest, tag, now, options.immutableTag ? 1 : 0),
       );
     }
-    await this.db.batch(statements);
+    statements.push(this.db.prepare(`SELECT ${stored} AS stored`).bind(manifest.repository, manifest.digest));
+    const results = await this.db.batch<{ stored: number }>(statements);
+    return results.at(-1)?.results[0]?.stored === 1;
   }
 
   /** Deletes a manifest, its references and every tag pointing at it. */

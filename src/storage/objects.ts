@@ -1,10 +1,13 @@
 import type { ParsedDigest } from "../references";
 
-// Where bytes live in R2. Blobs pushed whole (or small) are content addressed; a multipart upload's object key
-// must be fixed before its digest is known, so it lives under the upload and D1's blobs.object_key points to it.
+// Where bytes live in R2. D1's blobs.object_key is the single source of truth for which object holds a digest.
+// Keys are never reused: every write of a blob's bytes gets a fresh key (a multipart upload's key is fixed before
+// its digest is known anyway), so garbage collection can delete the exact object a dead row named without ever
+// touching bytes written since for the same digest.
 
+/** A fresh key for new bytes of this digest. */
 export function blobKey(digest: ParsedDigest): string {
-  return `blobs/${digest.algorithm}/${digest.encoded}`;
+  return `blobs/${digest.algorithm}/${digest.encoded}/${crypto.randomUUID()}`;
 }
 
 export function manifestKey(digest: ParsedDigest): string {

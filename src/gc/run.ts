@@ -1,0 +1,27 @@
+import { configOf, type Env } from "../config";
+import { GarbageCollector, type GcReport } from "./collector";
+
+/** One bounded garbage collection pass with the configured settings; logs its report as one JSON line. */
+export async function collectGarbage(env: Env, overrides: { dryRun?: boolean } = {}): Promise<GcReport> {
+  const config = configOf(env);
+  const started = Date.now();
+  const report = await new GarbageCollector(env.DB, env.BLOBS).run({
+    dryRun: overrides.dryRun ?? config.GC_DRY_RUN,
+    graceMs: config.GC_GRACE_SECONDS * 1000,
+    batch: config.GC_BATCH_SIZE,
+  });
+  console.log(
+    JSON.stringify({
+      event: "gc",
+      dryRun: report.dryRun,
+      unmarked: report.unmarked,
+      marked: report.marked.length,
+      deleted: report.deleted.length,
+      orphans: report.orphans.length,
+      bytesFreed: report.bytesFreed,
+      more: report.more,
+      durationMs: Date.now() - started,
+    }),
+  );
+  return report;
+}

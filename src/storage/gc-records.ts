@@ -1,0 +1,122 @@
+// SQL for garbage collection. Every condition that makes a blob garbage is re-checked inside the statement that
+// acts on it, so a reference or link made at any moment between two statements is always seen.
+
+export interface GarbageBlob {
+  digest: string;
+  size: number;
+  objectKey: string;
+}
+
+// A blob is unreferenced when no manifest in any repository lists it.
+const UNREFERENCED = "NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.kind = 'blob' AND r.child = b.digest)";
+
+interface Row {
+  digest: string;
+  size: number;
+  object_key: string;
+}
+const toGarbage = (row: Row): GarbageBlob => ({ digest: row.digest, size: row.size, objectKey: row.object_key });
+
+export class GcRecords {
+  constructor(private readonly db: D1Database) {}
+
+  /** Marked blobs that were referenced or linked since their mark: the mark goes. */
+  async unmark(dryRun: boolean): Promise<number> {
+    const condition = `b.deleting_at IS NOT NULL AND (NOT ${UNREFERENCED}
+      OR EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= b.deleting_at))`;
+    if (dryRun) {
+      const row = await this.db.prepare(`SELECT COUNT(*) AS n FROM blobs b WHERE ${condition}`).first<{ n: number }>();
+      return row?.n ?? 0;
+    }
+    const result = await this.db.prepare(`UPDATE blobs AS b SET deleting_at = NULL WHERE ${condition}`).run();
+    return result.meta.changes;
+  }
+
+  /** Marked longer ago than `before`, still unreferenced, and not linked since the mark: deletable. */
+  async deletable(before: number, limit: number): Promise<GarbageBlob[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT digest, size, object_key FROM blobs b
+         WHERE b.deleting_at IS NOT NULL AND b.deleting_at < ?1 AND ${UNREFERENCED}
+           AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= b.deleting_at)
+         ORDER BY digest LIMIT ?2`,
+      )
+      .bind(before, limit)
+      .all<Row>();
+    return results.map(toGarbage);
+  }
+
+  /** Deletes a deletable blob's links and row in one transaction; returns it when it was deleted. */
+  async delete(digest: string, before: number): Promise<GarbageBlob | null> {
+    const still = `b.deleting_at IS NOT NULL AND b.deleting_at < ?2 AND ${UNREFERENCED}`;
+    const [, deleted] = await this.db.batch<Row>([
+      this.db
+        .prepare(
+          `DELETE FROM repository_blobs WHERE digest = ?1 AND EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ?1 AND ${still}
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= b.deleting_at))`,
+        )
+        .bind(digest, before),
+      this.db
+        .prepare(
+          `DELETE FROM blobs AS b WHERE b.digest = ?1 AND ${still}
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest)
+           RETURNING digest, size, object_key`,
+        )
+        .bind(digest, before),
+    ]);
+    const row = deleted?.results[0];
+    return row ? toGarbage(row) : null;
+  }
+
+  /** Unmarked blobs older than `before`, unreferenced, and not linked since `before`: to be marked. */
+  async markable(before: number, limit: number): Promise<GarbageBlob[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT digest, size, object_key FROM blobs b
+         WHERE b.deleting_at IS NULL AND b.created_at < ?1 AND ${UNREFERENCED}
+           AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= ?1)
+         ORDER BY digest LIMIT ?2`,
+      )
+      .bind(before, limit)
+      .all<Row>();
+    return results.map(toGarbage);
+  }
+
+  async mark(digests: string[], before: number, at: number): Promise<number> {
+    if (digests.length === 0) return 0;
+    const result = await this.db
+      .prepare(
+        `UPDATE blobs AS b SET deleting_at = ?3
+         WHERE b.digest IN (SELECT value FROM json_each(?1)) AND b.deleting_at IS NULL AND ${UNREFERENCED}
+           AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= ?2)`,
+      )
+      .bind(JSON.stringify(digests), before, at)
+      .run();
+    return result.meta.changes;
+  }
+
+  /** Of these R2 keys, those a blob row points to. */
+  async referencedKeys(keys: string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const { results } = await this.db
+      .prepare("SELECT object_key FROM blobs WHERE object_key IN (SELECT value FROM json_each(?))")
+      .bind(JSON.stringify(keys))
+      .all<{ object_key: string }>();
+    return new Set(results.map((row) => row.object_key));
+  }
+
+  async cursor(name: string): Promise<string | undefined> {
+    const row = await this.db.prepare("SELECT value FROM gc_state WHERE name = ?").bind(name).first<{ value: string }>();
+    return row?.value;
+  }
+
+  async setCursor(name: string, value: string | undefined): Promise<void> {
+    if (value === undefined) await this.db.prepare("DELETE FROM gc_state WHERE name = ?").bind(name).run();
+    else {
+      await this.db
+        .prepare("INSERT INTO gc_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+        .bind(name, value)
+        .run();
+    }
+  }
+}
