@@ -1,0 +1,72 @@
+// The manifest media types a push walks, and what each manifest refers to: child manifests (an index or manifest
+// list) or blobs (an image's config and layers, an artifact's blobs).
+import { createHash } from "node:crypto";
+
+export const MediaTypes = {
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  dockerConfig: "application/vnd.docker.container.image.v1+json",
+  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar",
+  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+};
+
+/** What a registry is asked for when a manifest is fetched: every kind this tool can push. */
+export const MANIFEST_ACCEPT = [MediaTypes.ociIndex, MediaTypes.ociManifest, MediaTypes.dockerList, MediaTypes.dockerManifest].join(", ");
+
+/** @typedef {{ mediaType: string, digest: string, size: number, urls?: string[] }} Descriptor */
+/** @typedef {{ mediaType: string, digest: string, bytes: Buffer }} Manifest */
+
+/** @param {Uint8Array} bytes */
+export const sha256Digest = (bytes) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * Checks that a descriptor names a sha256 digest (the only algorithm this tool hashes) and a size.
+ * @param {unknown} value
+ * @param {string} where
+ * @returns {Descriptor}
+ */
+export function descriptor(value, where) {
+  const d = /** @type {Descriptor} */ (value);
+  if (!d || typeof d.digest !== "string" || !DIGEST.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) {
+    throw new Error(`${where}: not a sha256 descriptor: ${JSON.stringify(value)?.slice(0, 200)}`);
+  }
+  return d;
+}
+
+/**
+ * The media type of a manifest: its own mediaType field, else the one it was served or stored with.
+ * @param {Buffer} bytes
+ * @param {string | undefined} declared
+ */
+export function mediaTypeOf(bytes, declared) {
+  const parsed = JSON.parse(bytes.toString("utf8"));
+  if (typeof parsed.mediaType === "string") return parsed.mediaType;
+  if (declared) return declared;
+  return Array.isArray(parsed.manifests) ? MediaTypes.ociIndex : MediaTypes.ociManifest;
+}
+
+/**
+ * What a manifest refers to. Blobs with `urls` (foreign layers) are not pushed, as docker and skopeo do.
+ * @param {Manifest} manifest
+ * @returns {{ children: Descriptor[], blobs: Descriptor[] }}
+ */
+export function referencesOf(manifest) {
+  const parsed = JSON.parse(manifest.bytes.toString("utf8"));
+  if (manifest.mediaType === MediaTypes.ociIndex || manifest.mediaType === MediaTypes.dockerList) {
+    const children = (parsed.manifests ?? []).map((/** @type {unknown} */ child, /** @type {number} */ i) => descriptor(child, `${manifest.digest} manifests[${i}]`));
+    return { children, blobs: [] };
+  }
+  if (manifest.mediaType === MediaTypes.ociManifest || manifest.mediaType === MediaTypes.dockerManifest) {
+    const blobs = [descriptor(parsed.config, `${manifest.digest} config`)];
+    for (const [i, layer] of (parsed.layers ?? []).entries()) {
+      const checked = descriptor(layer, `${manifest.digest} layers[${i}]`);
+      if (!checked.urls?.length) blobs.push(checked);
+    }
+    return { children: [], blobs };
+  }
+  throw new Error(`${manifest.digest}: cannot push a manifest of media type ${manifest.mediaType}`);
+}
