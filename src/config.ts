@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { RepositoryPattern } from "./auth/scopes";
 import type { MirrorBlobFetch } from "./mirror/blob-fetch";
+import { RetentionRules } from "./gc/retention";
 import { Mirrors } from "./mirror/config";
 import type { UploadSession } from "./uploads/upload-session";
 
@@ -15,6 +16,7 @@ export interface Env {
   GC_GRACE_SECONDS?: string;
   GC_BATCH_SIZE?: string;
   GC_DRY_RUN?: string;
+  RETENTION?: string;
   MAX_BODY_BYTES?: string;
   UPLOAD_PART_BYTES?: string;
   MAX_MANIFEST_BYTES?: string;
@@ -69,6 +71,8 @@ const ConfigSchema = z
   GC_GRACE_SECONDS: z.coerce.number().int().min(60).default(86_400),
   GC_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
   GC_DRY_RUN: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
+  // Retention rules per repository pattern (keep last N tags, keep matching tags, delete untagged after N days).
+  RETENTION: RetentionRules,
   })
   .superRefine((config, context) => {
     if (config.AUTH_MODE === "token" && !config.TOKEN_SIGNING_KEY) {

@@ -1,4 +1,5 @@
 import { GcRecords, type GarbageBlob } from "../storage/gc-records";
+import { applyRetention, type RetentionReport, type RetentionRule } from "./retention";
 
 export interface GcOptions {
   /** Report what would go without changing anything. */
@@ -8,10 +9,13 @@ export interface GcOptions {
   /** At most this many blobs per step: one pass stays within a Worker's CPU and subrequest limits. */
   batch: number;
   now?: number;
+  /** Retention rules (RETENTION) and the repositories whose tags are immutable (IMMUTABLE_TAGS). */
+  retention?: { rules: RetentionRule[]; immutable: string[] };
 }
 
 export interface GcReport {
   dryRun: boolean;
+  retention: RetentionReport;
   unmarked: number;
   marked: GarbageBlob[];
   deleted: GarbageBlob[];
@@ -35,7 +39,7 @@ export class GarbageCollector {
   private readonly records: GcRecords;
 
   constructor(
-    db: D1Database,
+    private readonly db: D1Database,
     private readonly bucket: R2Bucket,
   ) {
     this.records = new GcRecords(db);
@@ -44,7 +48,11 @@ export class GarbageCollector {
   async run(options: GcOptions): Promise<GcReport> {
     const now = options.now ?? Date.now();
     const before = now - options.graceMs;
-    const report: GcReport = { dryRun: options.dryRun, unmarked: 0, marked: [], deleted: [], orphans: [], bytesFreed: 0, more: false };
+    // Retention first: what it deletes stops referencing blobs, which the steps below then collect.
+    const retention = options.retention?.rules.length
+      ? await applyRetention(this.db, options.retention.rules, options.retention.immutable, { dryRun: options.dryRun, limit: options.batch, now })
+      : { tags: [], manifests: [] };
+    const report: GcReport = { dryRun: options.dryRun, retention, unmarked: 0, marked: [], deleted: [], orphans: [], bytesFreed: 0, more: false };
 
     report.unmarked = await this.records.unmark(options.dryRun);
 

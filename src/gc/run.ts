@@ -9,11 +9,14 @@ export async function collectGarbage(env: Env, overrides: { dryRun?: boolean } =
     dryRun: overrides.dryRun ?? config.GC_DRY_RUN,
     graceMs: config.GC_GRACE_SECONDS * 1000,
     batch: config.GC_BATCH_SIZE,
+    retention: { rules: config.RETENTION, immutable: config.IMMUTABLE_TAGS },
   });
   console.log(
     JSON.stringify({
       event: "gc",
       dryRun: report.dryRun,
+      tagsDeleted: report.retention.tags.length,
+      manifestsDeleted: report.retention.manifests.length,
       unmarked: report.unmarked,
       marked: report.marked.length,
       deleted: report.deleted.length,

@@ -189,3 +189,70 @@ describe("garbage collection racing pushes, mounts and tag moves", () => {
     expect(pushesFirst.length + collectorFirst.length).toBe(16);
   });
 });
+
+describe("retention rules", () => {
+  async function collect(rules: object[], options: { dryRun?: boolean; immutable?: string[] } = {}) {
+    const { GarbageCollector } = await import("../../src/gc/collector");
+    const { RetentionRules } = await import("../../src/gc/retention");
+    return new GarbageCollector(env.DB, env.BLOBS).run({
+      dryRun: options.dryRun ?? false,
+      graceMs: 86_400_000,
+      batch: 500,
+      retention: { rules: RetentionRules.parse(JSON.stringify(rules)), immutable: options.immutable ?? [] },
+    });
+  }
+  const tagsOf = async (repository: string) => ((await (await call(`/v2/${repository}/tags/list`)).json()) as { tags: string[] }).tags;
+
+  it("keeps the newest N tags and those matching keepTags, deleting the rest", async () => {
+    const image = await pushImage("keep/app");
+    for (const tag of ["v1.0", "build-1", "build-2", "build-3", "build-4"]) {
+      await pushManifest("keep/app", tag, image);
+      await new Promise((done) => setTimeout(done, 5));
+    }
+    const rules = [{ repositories: "keep/*", keepLastTags: 2, keepTags: "^v" }];
+    const preview = await collect(rules, { dryRun: true });
+    expect(preview.retention.tags.map((t) => t.tag).sort()).toEqual(["build-1", "build-2"]);
+    expect(await tagsOf("keep/app")).toHaveLength(5);
+    await collect(rules);
+    expect(await tagsOf("keep/app")).toEqual(["build-3", "build-4", "v1.0"]);
+    // Immutable repositories are left alone.
+    await pushManifest("keep/frozen", "a", await pushImage("keep/frozen"));
+    await pushManifest("keep/frozen", "b", await pushImage("keep/frozen"));
+    await collect([{ repositories: "keep/*", keepLastTags: 0 }], { immutable: ["keep/frozen"] });
+    expect(await tagsOf("keep/frozen")).toEqual(["a", "b"]);
+  });
+
+  it("deletes untagged manifests after untaggedDays, keeping index children and referrers of live subjects", async () => {
+    const repository = "untagged/app";
+    const tagged = await pushManifest(repository, "latest", await pushImage(repository));
+    const orphan = await pushManifest(repository, "temp", await pushImage(repository));
+    const childBody = JSON.stringify(await pushImage(repository));
+    const child = await pushManifest(repository, await sha256(childBody), childBody);
+    await pushManifest(repository, "multi", { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: child, size: childBody.length }] }, "application/vnd.oci.image.index.v1+json");
+    const empty = await pushBlob(repository, "{}");
+    const referrerBody = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      artifactType: "application/spdx+json",
+      config: { mediaType: "application/vnd.oci.empty.v1+json", digest: empty, size: 2 },
+      layers: [{ mediaType: "application/vnd.oci.empty.v1+json", digest: empty, size: 2 }],
+      subject: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: orphan, size: 1 },
+    });
+    const referrer = await pushManifest(repository, await sha256(referrerBody), referrerBody);
+    // The temp tag goes; everything is old.
+    expect((await call(`/v2/${repository}/manifests/temp`, { method: "DELETE" })).status).toBe(202);
+    await env.DB.prepare("UPDATE manifests SET created_at = 0 WHERE repository = ?").bind(repository).run();
+
+    const report = await collect([{ repositories: "untagged/*", untaggedDays: 7, deleteReferrers: true }]);
+    const deleted = report.retention.manifests.map((m) => m.digest);
+    expect(deleted).toContain(orphan);
+    expect(deleted).not.toContain(tagged);
+    expect(deleted).not.toContain(child);
+    for (const digest of [tagged, child]) expect((await call(`/v2/${repository}/manifests/${digest}`)).status).toBe(200);
+    expect((await call(`/v2/${repository}/manifests/${orphan}`)).status).toBe(404);
+    // Its subject gone, the referrer follows on the next pass.
+    const next = await collect([{ repositories: "untagged/*", untaggedDays: 7, deleteReferrers: true }]);
+    expect([...deleted, ...next.retention.manifests.map((m) => m.digest)]).toContain(referrer);
+    expect((await call(`/v2/${repository}/manifests/${referrer}`)).status).toBe(404);
+  });
+});
