@@ -115,7 +115,10 @@ export async function pushBlob(target, source, blob, report) {
   const head = await request("HEAD", `/v2/${repository}/blobs/${blob.digest}`);
   discard(head);
   if (head.statusCode === 200) return { ...result, outcome: "exists" };
-  if (head.statusCode !== 404) throw new Error(`HEAD ${repository} blob ${blob.digest}: HTTP ${head.statusCode}`);
+  if (head.statusCode !== 404) {
+    const hint = head.statusCode === 401 && !client.credentials ? " (no credentials: give --creds, set REGISTRY_TOKEN, or docker login)" : "";
+    throw new Error(`HEAD ${repository} blob ${blob.digest}: HTTP ${head.statusCode}${hint}`);
+  }
 
   const key = `${client.origin.origin}/${repository}@${blob.digest}`;
   const session = await resume(target, key, request) ?? (await start(target, blob, request));
