@@ -21,6 +21,8 @@ export default defineConfig({
                 MAX_BODY_BYTES: String(12 * 1024 * 1024),
                 // Most tests exercise the registry itself; test/workers/auth tests switch to "token".
                 AUTH_MODE: "open",
+                // Hundreds of requests per test: their log lines would only slow the runner (operations tests turn it on).
+                LOG_REQUESTS: "false",
                 TOKEN_SIGNING_KEY: signingKey,
                 ADMIN_TOKEN: "admin-token-for-tests-0123456789abcdef",
               },

@@ -17,6 +17,8 @@ export interface Env {
   GC_BATCH_SIZE?: string;
   GC_DRY_RUN?: string;
   RETENTION?: string;
+  EDGE_CACHE_MAX_BYTES?: string;
+  LOG_REQUESTS?: string;
   MAX_BODY_BYTES?: string;
   UPLOAD_PART_BYTES?: string;
   MAX_MANIFEST_BYTES?: string;
@@ -73,6 +75,10 @@ const ConfigSchema = z
   GC_DRY_RUN: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
   // Retention rules per repository pattern (keep last N tags, keep matching tags, delete untagged after N days).
   RETENTION: RetentionRules,
+  // Blobs and manifests by digest up to this size are kept in the edge cache (0 turns it off).
+  EDGE_CACHE_MAX_BYTES: z.coerce.number().int().min(0).max(512 * MiB).default(32 * MiB),
+  // One JSON line per request (see src/logging.ts).
+  LOG_REQUESTS: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
   })
   .superRefine((config, context) => {
     if (config.AUTH_MODE === "token" && !config.TOKEN_SIGNING_KEY) {

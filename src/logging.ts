@@ -7,6 +7,7 @@ const REPOSITORY = /^\/v2\/(.+?)\/(?:manifests|blobs|tags|referrers)\//;
 export const requestLog: MiddlewareHandler<AppEnv> = async (c, next) => {
   const started = Date.now();
   await next();
+  if (!c.var.registry?.config.LOG_REQUESTS) return;
   const bytesIn = Number(c.req.header("Content-Length") ?? 0);
   const bytesOut = Number(c.res.headers.get("Content-Length") ?? 0);
   console.log(

@@ -1,3 +1,4 @@
+import { purgeEdgeCache } from "../cache/edge";
 import { GcRecords, type GarbageBlob } from "../storage/gc-records";
 import { applyRetention, type RetentionReport, type RetentionRule } from "./retention";
 
@@ -66,6 +67,9 @@ export class GarbageCollector {
       }
       // Rows first, then bytes: a crash in between leaves an orphan object, collected later, never a dangling row.
       if (report.deleted.length > 0) await this.bucket.delete(report.deleted.map((blob) => blob.objectKey));
+      for (const blob of report.deleted) {
+        for (const repository of blob.repositories ?? []) await purgeEdgeCache(repository, "blobs", blob.digest);
+      }
     }
 
     const markable = await this.records.markable(before, options.batch);

@@ -104,6 +104,10 @@ export class MirrorBlobService extends BlobService {
     }
   }
 
+  override servesStoredCopy(record: BlobRecord): boolean {
+    return !this.remote.has(record.digest);
+  }
+
   override async unlink(): Promise<never> {
     throw readOnly();
   }

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { requires } from "../auth/middleware";
+import { edgeCached, purgeEdgeCache } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { parseRange } from "../ranges";
@@ -7,7 +8,7 @@ import { parseDigest, parseRepositoryName } from "../references";
 
 // OCI dist-spec end-2 (GET/HEAD) and end-10 (DELETE).
 export const blobs = new Hono<AppEnv>()
-  .get("/:name{.+}/blobs/:digest", requires("pull"), mirrored, async (c) => {
+  .get("/:name{.+}/blobs/:digest", requires("pull"), mirrored, edgeCached("blobs"), async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const digest = parseDigest(c.req.param("digest"));
     const record = await c.var.registry.blobs.stat(repository, digest);
@@ -17,6 +18,8 @@ export const blobs = new Hono<AppEnv>()
       ETag: `"${record.digest}"`,
       "Accept-Ranges": "bytes",
     };
+    // Bytes streamed from a mirror's upstream are checked only once stored: no cache may keep this response.
+    if (!c.var.registry.blobs.servesStoredCopy(record)) headers["X-Mirror-Status"] = "miss";
     if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
     const range = parseRange(c.req.header("Range") ?? null, record.size);
     const length = range ? range.length : record.size;
@@ -28,6 +31,8 @@ export const blobs = new Hono<AppEnv>()
   })
   .delete("/:name{.+}/blobs/:digest", requires("delete"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
-    await c.var.registry.blobs.unlink(repository, parseDigest(c.req.param("digest")));
+    const digest = parseDigest(c.req.param("digest"));
+    await c.var.registry.blobs.unlink(repository, digest);
+    await purgeEdgeCache(repository, "blobs", digest.digest);
     return c.body(null, 202);
   });

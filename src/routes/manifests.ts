@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { requires } from "../auth/middleware";
+import { edgeCached, purgeEdgeCache } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
@@ -36,7 +37,7 @@ async function readBounded(request: Request, limit: number): Promise<Uint8Array>
 
 // OCI dist-spec end-3 (GET/HEAD), end-7 (PUT), end-9 (DELETE).
 export const manifests = new Hono<AppEnv>()
-  .get("/:name{.+}/manifests/:reference", requires("pull"), mirrored, async (c) => {
+  .get("/:name{.+}/manifests/:reference", requires("pull"), mirrored, edgeCached("manifests"), async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const { record, body, headers: notes } = await c.var.registry.manifests.resolve(repository, c.req.param("reference"));
     const headers = {
@@ -46,6 +47,8 @@ export const manifests = new Hono<AppEnv>()
       "Docker-Content-Digest": record.digest,
       ETag: `"${record.digest}"`,
     };
+    // A tag can move at any time: caches must ask again (by digest, the edge cache says immutable).
+    if (!c.req.param("reference").includes(":")) c.header("Cache-Control", "no-cache");
     if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
     if (c.req.method === "HEAD") return c.body(null, 200, headers);
     return c.body((await body()) as string, 200, headers);
@@ -69,6 +72,8 @@ export const manifests = new Hono<AppEnv>()
   })
   .delete("/:name{.+}/manifests/:reference", requires("delete"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
-    await c.var.registry.manifests.delete(repository, c.req.param("reference"));
+    const reference = c.req.param("reference");
+    await c.var.registry.manifests.delete(repository, reference);
+    if (reference.includes(":")) await purgeEdgeCache(repository, "manifests", reference);
     return c.body(null, 202);
   });

@@ -26,6 +26,11 @@ export class BlobService {
     return object.body;
   }
 
+  /** Whether open() serves bytes this registry stored and verified (a mirror's first pull streams unverified ones). */
+  servesStoredCopy(_record: BlobRecord): boolean {
+    return true;
+  }
+
   async unlink(repository: string, digest: ParsedDigest): Promise<void> {
     if (!(await this.records.unlink(repository, digest.digest))) {
       throw new RegistryError("BLOB_UNKNOWN", { repository, digest: digest.digest });

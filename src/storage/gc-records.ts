@@ -5,6 +5,8 @@ export interface GarbageBlob {
   digest: string;
   size: number;
   objectKey: string;
+  /** The repositories it was still linked into when deleted. */
+  repositories?: string[];
 }
 
 // A blob is unreferenced when no manifest in any repository lists it.
@@ -49,11 +51,12 @@ export class GcRecords {
   /** Deletes a deletable blob's links and row in one transaction; returns it when it was deleted. */
   async delete(digest: string, before: number): Promise<GarbageBlob | null> {
     const still = `b.deleting_at IS NOT NULL AND b.deleting_at < ?2 AND ${UNREFERENCED}`;
-    const [, deleted] = await this.db.batch<Row>([
+    const [links, deleted] = await this.db.batch<Row & { repository: string }>([
       this.db
         .prepare(
           `DELETE FROM repository_blobs WHERE digest = ?1 AND EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ?1 AND ${still}
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= b.deleting_at))`,
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= b.deleting_at))
+           RETURNING repository`,
         )
         .bind(digest, before),
       this.db
@@ -65,7 +68,7 @@ export class GcRecords {
         .bind(digest, before),
     ]);
     const row = deleted?.results[0];
-    return row ? toGarbage(row) : null;
+    return row ? { ...toGarbage(row), repositories: (links?.results ?? []).map((link) => link.repository) } : null;
   }
 
   /** Unmarked blobs older than `before`, unreferenced, and not linked since `before`: to be marked. */

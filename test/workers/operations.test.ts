@@ -70,7 +70,7 @@ describe("request logs", () => {
     const lines: string[] = [];
     vi.spyOn(console, "log").mockImplementation((line: unknown) => void lines.push(String(line)));
     const bytes = randomBytes(123);
-    await callWith({}, `/v2/logged/app/blobs/uploads/?digest=${await sha256(bytes)}`, { method: "POST", body: bytes, headers: { "Content-Length": "123" } });
+    await callWith({ LOG_REQUESTS: "true" }, `/v2/logged/app/blobs/uploads/?digest=${await sha256(bytes)}`, { method: "POST", body: bytes, headers: { "Content-Length": "123" } });
     const entry = lines.map((line) => JSON.parse(line)).find((log) => log.event === "request");
     expect(entry).toMatchObject({ method: "POST", repository: "logged/app", status: 201, bytesIn: 123, caller: "anonymous" });
     expect(typeof entry.durationMs).toBe("number");

@@ -1,0 +1,59 @@
+import type { MiddlewareHandler } from "hono";
+import { patternMatches } from "../auth/scopes";
+import type { AppEnv } from "../context";
+import { parseRepositoryName } from "../references";
+
+// Content addressed by digest never changes: its responses are kept in the Cache API of the location that served
+// them. Keys are per repository, and the route's authorization runs before this middleware, so a copy is only
+// ever served to a caller allowed to pull that repository. A hit reads neither R2 nor D1.
+const CACHE_ORIGIN = "https://edge-cache.registry.internal";
+const IMMUTABLE = "max-age=31536000, immutable";
+
+/** Caches GET responses of blobs and manifests by digest, up to `maxBytes` each (a cached copy is teed). */
+export function edgeCached(kind: "blobs" | "manifests"): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const reference = kind === "blobs" ? c.req.param("digest") : c.req.param("reference");
+    const { config } = c.var.registry;
+    if (c.req.method !== "GET" || !reference?.includes(":") || config.EDGE_CACHE_MAX_BYTES === 0) return next();
+    const repository = parseRepositoryName(c.req.param("name") ?? "");
+    const visibility = config.AUTH_MODE === "open" || config.PUBLIC_REPOSITORIES.some((p) => patternMatches(p, repository)) ? "public" : "private";
+    const key = `${CACHE_ORIGIN}/${repository}/${kind}/${reference}`;
+    const cache = caches.default;
+    // Range and If-None-Match travel with the lookup: the cache answers 206 and 304 itself.
+    const lookup = new Request(key, { headers: pick(c.req.raw.headers, ["Range", "If-None-Match"]) });
+    const hit = await cache.match(lookup);
+    if (hit) {
+      const response = new Response(hit.body, hit);
+      response.headers.set("Cache-Control", `${visibility}, ${IMMUTABLE}, no-transform`);
+      response.headers.set("X-Edge-Cache", "hit");
+      return response;
+    }
+    await next();
+    const response = c.res;
+    const length = Number(response.headers.get("Content-Length"));
+    if (response.status >= 300 || response.headers.has("X-Mirror-Status")) return;
+    response.headers.set("Cache-Control", `${visibility}, ${IMMUTABLE}, no-transform`);
+    if (response.status !== 200 || !Number.isFinite(length) || length > config.EDGE_CACHE_MAX_BYTES) return;
+    const [toClient, toCache] = response.body ? response.body.tee() : [null, null];
+    // The cache itself only ever answers after this middleware's authorization, so its copy may say public.
+    const stored = new Response(toCache, { status: 200, headers: response.headers });
+    stored.headers.set("Cache-Control", `public, ${IMMUTABLE}`);
+    c.executionCtx.waitUntil(cache.put(key, stored).catch(() => undefined));
+    c.res = new Response(toClient, response);
+    c.res.headers.set("X-Edge-Cache", "miss");
+  };
+}
+
+function pick(headers: Headers, names: string[]): Headers {
+  const picked = new Headers();
+  for (const name of names) {
+    const value = headers.get(name);
+    if (value !== null) picked.set(name, value);
+  }
+  return picked;
+}
+
+/** Drops this location's cached copy after a delete (other locations keep theirs until they evict it). */
+export async function purgeEdgeCache(repository: string, kind: "blobs" | "manifests", digest: string): Promise<void> {
+  await caches.default.delete(`${CACHE_ORIGIN}/${repository}/${kind}/${digest}`).catch(() => false);
+}

@@ -1,0 +1,88 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { ORIGIN, pushBlob, pushImage, pushManifest, randomBytes, sha256 } from "./helpers";
+
+/** The Worker's bindings, with every call to D1 and R2 counted. */
+function countingEnv(vars: Record<string, string> = {}) {
+  const calls = { DB: 0, BLOBS: 0 };
+  const counted = <T extends object>(target: T, name: keyof typeof calls): T =>
+    new Proxy(target, {
+      get(object, property) {
+        const value = Reflect.get(object, property);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          calls[name] += 1;
+          return value.apply(object, args);
+        };
+      },
+    });
+  return { env: { ...env, ...vars, DB: counted(env.DB, "DB"), BLOBS: counted(env.BLOBS, "BLOBS") }, calls };
+}
+
+async function get(testEnv: object, path: string, headers: Record<string, string> = {}) {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, { headers }), testEnv as typeof env, ctx);
+  const body = new Uint8Array(await response.arrayBuffer());
+  await waitOnExecutionContext(ctx);
+  return { response, body };
+}
+
+describe("edge cache for content addressed by digest", () => {
+  it("serves a blob's second GET from the cache without touching R2 or D1, ranges and conditionals included", async () => {
+    const bytes = randomBytes(50_000);
+    const digest = await pushBlob("cache/app", bytes);
+    const { env: testEnv, calls } = countingEnv();
+    const first = await get(testEnv, `/v2/cache/app/blobs/${digest}`);
+    expect(first.response.headers.get("X-Edge-Cache")).toBe("miss");
+    expect(first.response.headers.get("Cache-Control")).toBe("public, max-age=31536000, immutable, no-transform");
+    expect(calls.DB + calls.BLOBS).toBeGreaterThan(0);
+
+    calls.DB = calls.BLOBS = 0;
+    const second = await get(testEnv, `/v2/cache/app/blobs/${digest}`);
+    expect(second.response.status).toBe(200);
+    expect(second.response.headers.get("X-Edge-Cache")).toBe("hit");
+    expect(second.response.headers.get("Content-Length")).toBe("50000");
+    expect(second.response.headers.get("Docker-Content-Digest")).toBe(digest);
+    expect(await sha256(second.body)).toBe(digest);
+    const partial = await get(testEnv, `/v2/cache/app/blobs/${digest}`, { Range: "bytes=10-19" });
+    expect(partial.response.status).toBe(206);
+    expect(partial.body).toEqual(bytes.slice(10, 20));
+    const unchanged = await get(testEnv, `/v2/cache/app/blobs/${digest}`, { "If-None-Match": `"${digest}"` });
+    expect(unchanged.response.status).toBe(304);
+    expect(calls).toEqual({ DB: 0, BLOBS: 0 });
+
+    // A delete drops the cached copy: the blob is gone from this repository.
+    const ctx = createExecutionContext();
+    expect((await worker.fetch(new Request(`${ORIGIN}/v2/cache/app/blobs/${digest}`, { method: "DELETE" }), testEnv as typeof env, ctx)).status).toBe(202);
+    expect((await get(testEnv, `/v2/cache/app/blobs/${digest}`)).response.status).toBe(404);
+  });
+
+  it("caches manifests by digest but not by tag", async () => {
+    const digest = await pushManifest("cache/manifests", "latest", await pushImage("cache/manifests"));
+    const { env: testEnv, calls } = countingEnv();
+    await get(testEnv, `/v2/cache/manifests/manifests/${digest}`);
+    calls.DB = calls.BLOBS = 0;
+    const hit = await get(testEnv, `/v2/cache/manifests/manifests/${digest}`);
+    expect(hit.response.headers.get("X-Edge-Cache")).toBe("hit");
+    expect(hit.response.headers.get("Content-Type")).toBe("application/vnd.oci.image.manifest.v1+json");
+    expect(await sha256(hit.body)).toBe(digest);
+    expect(calls).toEqual({ DB: 0, BLOBS: 0 });
+    const byTag = await get(testEnv, "/v2/cache/manifests/manifests/latest");
+    expect(byTag.response.headers.get("X-Edge-Cache")).toBeNull();
+    expect(byTag.response.headers.get("Cache-Control")).toBe("no-cache");
+  });
+
+  it("never serves a cached copy through another repository or to a caller who may not pull", async () => {
+    const digest = await pushBlob("cache/private", randomBytes(1000));
+    const token = { AUTH_MODE: "token", PUBLIC_REPOSITORIES: "" };
+    const admin = { Authorization: `Basic ${btoa(`admin:${env.ADMIN_TOKEN}`)}` };
+    const { env: testEnv } = countingEnv(token);
+    const warm = await get(testEnv, `/v2/cache/private/blobs/${digest}`, admin);
+    expect(warm.response.status).toBe(200);
+    expect(warm.response.headers.get("Cache-Control")).toBe("private, max-age=31536000, immutable, no-transform");
+    expect((await get(testEnv, `/v2/cache/private/blobs/${digest}`, admin)).response.headers.get("X-Edge-Cache")).toBe("hit");
+    expect((await get(testEnv, `/v2/cache/private/blobs/${digest}`)).response.status).toBe(401);
+    expect((await get(testEnv, `/v2/cache/elsewhere/blobs/${digest}`, admin)).response.status).toBe(404);
+  });
+});
