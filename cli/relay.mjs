@@ -113,8 +113,8 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
     if (chunkSize !== undefined) return chunkSize;
     if (advertised !== undefined) return advertised;
     const probe = open("POST", new URL(`/v2/${repository}/blobs/uploads/`, target), { ...credentialsOf(headers), "content-length": "0" });
-    const response = await probe.response;
     probe.outgoing.end();
+    const response = await probe.response;
     response.resume();
     learn(response);
     const location = response.headers.location;
