@@ -39,9 +39,9 @@ let layout: string;
 let image: BuiltImage;
 let authfile: string;
 
-async function startRelay(target: string): Promise<Relay> {
+async function startRelay(target: string, ...options: string[]): Promise<Relay> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [CLI, "relay", "--to", target, "--listen", `127.0.0.1:${port}`], {
+  const child: ChildProcess = spawn(process.execPath, [CLI, "relay", "--to", target, "--listen", `127.0.0.1:${port}`, ...options], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -190,6 +190,34 @@ describe("upload bodies the relay re-cuts", () => {
     expect(reply.headers["docker-content-digest"]).toBe(digest);
     expect(relay.output()).toContain(`POST /v2/team/mono/blobs/uploads/: ${size} bytes re-cut into 3 PATCH requests`);
     expect(await pulledDigest("team/mono", digest, authorization)).toBe(digest);
+  });
+
+  it("learns the limit with a throwaway upload when a big body comes first, and serves the token realm with --proxy-token", async () => {
+    const fresh = await startRelay(registry.url, "--proxy-token");
+    try {
+      const challenge = await fetch(`${fresh.url}/v2/`);
+      expect(challenge.status).toBe(401);
+      const realm = /realm="([^"]+)"/.exec(challenge.headers.get("www-authenticate") ?? "")?.[1];
+      expect(realm).toBe(`${fresh.url}/token`);
+      const tokenReply = await fetch(`${realm}?service=${registry.host}&scope=repository:team/fresh:pull,push`, {
+        headers: { Authorization: `Basic ${Buffer.from(`ci:${token}`).toString("base64")}` },
+      });
+      expect(tokenReply.status).toBe(200);
+      const authorization = `Bearer ${((await tokenReply.json()) as { token: string }).token}`;
+
+      const size = 9 * MiB;
+      const digest = sha256(randomBytes("relay fresh", size));
+      const reply = await send(
+        `${fresh.url}/v2/team/fresh/blobs/uploads/?digest=${digest}`,
+        "POST",
+        { Authorization: authorization, "Content-Type": "application/octet-stream", "Content-Length": String(size) },
+        randomBytesStream("relay fresh", size),
+      );
+      expect(reply.status, reply.text).toBe(201);
+      expect(fresh.output()).toContain(`POST /v2/team/fresh/blobs/uploads/: ${size} bytes re-cut into 2 PATCH requests of at most ${MAX_BODY}`);
+    } finally {
+      await fresh.stop();
+    }
   });
 
   it("re-cuts a PUT ?digest= with a body, and a PATCH of unknown length (chunked, as docker and podman stream)", async () => {
