@@ -29,4 +29,6 @@ try {
     process.stderr.write(`edge-oci-registry ${command}: ${failure.message}\n`);
     process.exitCode = 1;
   }
+  // Uploads still running in parallel stop here; what they sent is resumable from the saved state.
+  process.exit();
 }

@@ -21,7 +21,7 @@ export const PUSH_USAGE = `usage: edge-oci-registry push [options] SOURCE DESTIN
 SOURCE       an OCI layout directory (oci:DIR[:REF] also works)
              a docker save / podman save tarball, or an OCI archive (file, .tar.gz, or - for stdin)
              docker://HOST/REPOSITORY:TAG   an image in a registry
-DESTINATION  [http://|https://]HOST[:PORT]/REPOSITORY[:TAG]   (https unless given or --plain-http)
+DESTINATION  [http://|https://]HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]   (https unless given or --plain-http; tag latest if none)
 
   --image REF          which image of a layout or archive holding several (ref name, RepoTag, or index)
   --creds USER:TOKEN   credentials for the destination (default: $REGISTRY_TOKEN, else the docker/podman auth file)
@@ -194,7 +194,8 @@ export async function push(args) {
     });
 
     for (const child of children) await putManifest(client, destination.repository, child.digest, child);
-    const reference = destination.tag ?? destination.digest ?? root.digest;
+    // As docker: no tag means "latest".
+    const reference = destination.tag ?? destination.digest ?? "latest";
     if (destination.digest && destination.digest !== root.digest) {
       throw new Error(`the image is ${root.digest}, not ${destination.digest} as the destination says`);
     }
@@ -204,9 +205,10 @@ export async function push(args) {
     const seconds = (Date.now() - started) / 1000;
     const sent = results.reduce((sum, result) => sum + result.sent, 0);
     const pushed = `${destination.origin.host}/${destination.repository}@${root.digest}`;
-    progress.log(`pushed ${pushed}${destination.tag ? ` as ${destination.tag}` : ""}: sent ${formatBytes(sent)} in ${seconds.toFixed(1)} s`);
+    progress.log(`pushed ${pushed}${destination.digest ? "" : ` as ${reference}`}: sent ${formatBytes(sent)} in ${seconds.toFixed(1)} s`);
     if (values.json) {
-      const summary = { reference: pushed, digest: root.digest, mediaType: root.mediaType, tag: destination.tag ?? null, bytesSent: sent, seconds, blobs: results };
+      const tag = destination.digest ? null : reference;
+      const summary = { reference: pushed, digest: root.digest, mediaType: root.mediaType, tag, bytesSent: sent, seconds, blobs: results };
       process.stdout.write(`${JSON.stringify(summary)}\n`);
     } else {
       process.stdout.write(`${pushed}\n`);
