@@ -231,6 +231,14 @@ describe("push from an OCI layout", () => {
     expect(proxy.uploadBodyBytes).toBe(0);
   });
 
+  it("pushes the same image from an OCI archive (a tar of the layout) with the same digest", async () => {
+    const archive = join(work, "layout.tar");
+    await mustRun("tar", ["-cf", archive, "-C", layout, "."]);
+    const summary = await mustPush([archive, `${proxy.url}/team/app:archive`]);
+    expect(summary.digest).toBe(image.manifest.digest);
+    expect(summary.blobs.map((blob) => blob.outcome)).toEqual(["exists", "exists", "exists"]);
+  });
+
   it("mounts the blobs of an image in another repository of the same registry instead of copying them", async () => {
     const summary = await mustPush(["--plain-http", `docker://${proxy.host}/team/app:1`, `${proxy.url}/team/copy:1`]);
     expect(summary.digest).toBe(image.manifest.digest);
