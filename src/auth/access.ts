@@ -27,8 +27,12 @@ export function scopedAccess(subject: string, via: "none" | "basic", scopes: Sco
 /** Access by a bearer token: exactly the grants it carries, plus what is public to everyone. */
 export function bearerAccess(claims: TokenClaims, publicScopes: Scope[]): Access {
   const granted = new Map<string, Set<string>>();
+  // A token may list a repository more than once (clients send overlapping scopes): its grants add up.
   for (const entry of claims.access) {
-    if (entry.type === "repository") granted.set(entry.name, new Set(entry.actions));
+    if (entry.type !== "repository") continue;
+    const actions = granted.get(entry.name) ?? new Set<string>();
+    for (const action of entry.actions) actions.add(action);
+    granted.set(entry.name, actions);
   }
   return {
     subject: claims.sub,

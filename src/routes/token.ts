@@ -48,6 +48,7 @@ async function respond(c: Context<AppEnv>, credential: Credential | null, reques
     ...(open ? ADMIN_SCOPES : (credential?.scopes ?? [])),
     ...publicScopesOf(config.PUBLIC_REPOSITORIES),
   ];
+  const byRepository = new Map<string, Set<string>>();
   const access: AccessEntry[] = [];
   let catalog: string[] | undefined;
   for (const scope of parseRequestedScopes(requested)) {
@@ -64,8 +65,13 @@ async function respond(c: Context<AppEnv>, credential: Credential | null, reques
     }
     const held = actionsFor(scopes, name);
     const wanted = scope.actions.includes("*") ? [...held] : scope.actions;
-    const actions = [...new Set(wanted.filter((action) => held.has(action as Action)))];
-    if (actions.length > 0) access.push({ type: "repository", name, actions });
+    // Scopes naming the same repository twice are merged, as Docker's token service does.
+    const actions = byRepository.get(name) ?? new Set<string>();
+    for (const action of wanted) if (held.has(action as Action)) actions.add(action);
+    byRepository.set(name, actions);
+  }
+  for (const [name, actions] of byRepository) {
+    if (actions.size > 0) access.push({ type: "repository", name, actions: [...actions] });
   }
   const issued = await issueToken(config.TOKEN_SIGNING_KEY, expected, config.TOKEN_TTL_SECONDS, {
     sub: credential?.subject ?? "anonymous",

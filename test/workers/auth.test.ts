@@ -101,6 +101,30 @@ describe("the token endpoint", () => {
     expect((claims.exp as number) - (claims.iat as number)).toBe(300);
   });
 
+  it("merges scopes that name the same repository twice", async () => {
+    const token = await bearerFor(credentials.push!, "repository:team/merged:pull,push", "repository:team/merged:pull");
+    const claims = JSON.parse(atob(token.split(".")[1]!.replaceAll("-", "+").replaceAll("_", "/")));
+    expect(claims.access).toEqual([{ type: "repository", name: "team/merged", actions: ["pull", "push"] }]);
+    expect((await call("/v2/team/merged/blobs/uploads/", { method: "POST", auth: token })).status).toBe(202);
+  });
+
+  it("adds up the grants of a token that lists a repository twice", async () => {
+    const token = await new SignJWT({
+      access: [
+        { type: "repository", name: "team/twice", actions: ["pull", "push"] },
+        { type: "repository", name: "team/twice", actions: ["pull"] },
+      ],
+    })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer(SERVICE)
+      .setAudience(SERVICE)
+      .setSubject("x")
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(await importPKCS8(env.TOKEN_SIGNING_KEY!, "ES256"));
+    expect((await call("/v2/team/twice/blobs/uploads/", { method: "POST", auth: bearer(token) })).status).toBe(202);
+  });
+
   it("gives anonymous callers pull on public repositories only", async () => {
     const response = await tokenFor(null, "repository:public/base:pull,push", "repository:team/app:pull");
     const claims = JSON.parse(atob(((await response.json()) as { token: string }).token.split(".")[1]!.replaceAll("-", "+").replaceAll("_", "/")));
