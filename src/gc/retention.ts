@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { patternMatches, RepositoryPattern } from "../auth/scopes";
+import { jsonList } from "../json-setting";
 import { RetentionRecords } from "../storage/retention-records";
 
 // RETENTION: rules per repository pattern, applied by the garbage collector (off unless configured).
@@ -27,18 +28,7 @@ export const RetentionRule = z.object({
 });
 export type RetentionRule = z.infer<typeof RetentionRule>;
 
-export const RetentionRules = z
-  .string()
-  .default("[]")
-  .transform((text, context) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      context.addIssue({ code: "custom", message: "not JSON" });
-      return z.NEVER;
-    }
-  })
-  .pipe(z.array(RetentionRule));
+export const RetentionRules = jsonList(RetentionRule);
 
 export interface RetentionReport {
   tags: { repository: string; tag: string }[];

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { jsonList } from "../json-setting";
 
 // MIRRORS: a JSON list of read-only namespaces backed by upstream registries.
 //   [{"prefix": "hub", "upstream": "https://registry-1.docker.io"},
@@ -19,19 +20,7 @@ export const Mirror = z.object({
 });
 export type Mirror = z.infer<typeof Mirror>;
 
-export const Mirrors = z
-  .string()
-  .default("[]")
-  .transform((text, context) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      context.addIssue({ code: "custom", message: "not JSON" });
-      return z.NEVER;
-    }
-  })
-  .pipe(z.array(Mirror))
-  .refine((mirrors) => new Set(mirrors.map((m) => m.prefix)).size === mirrors.length, "two mirrors have the same prefix");
+export const Mirrors = jsonList(Mirror).refine((mirrors) => new Set(mirrors.map((m) => m.prefix)).size === mirrors.length, "two mirrors have the same prefix");
 
 const DOCKER_HUB = /^https:\/\/(registry-1\.)?docker\.io$/;
 
