@@ -1,16 +1,15 @@
 // Token authentication with real clients: an access token made with the admin CLI, skopeo and podman logging in
 // with it, pushing where its scopes allow and refused elsewhere, anonymous pulls of a public repository, revocation.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mustRun, runCommand } from "../support/command";
 import { buildImage } from "../support/oci-layout";
-import { startRegistry, type Registry } from "./harness";
+import { startRegistry, tokenAuth, type Registry } from "./harness";
 
-const ADMIN_TOKEN = randomBytes(24).toString("hex");
-const signingKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+const { ADMIN_TOKEN, vars: authVars } = tokenAuth();
 
 let registry: Registry;
 let work: string;
@@ -19,7 +18,7 @@ let layout: string;
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "oci-e2e-auth-"));
   registry = await startRegistry({
-    vars: { AUTH_MODE: "token", TOKEN_SIGNING_KEY: signingKey, ADMIN_TOKEN, PUBLIC_REPOSITORIES: "public/*" },
+    vars: { ...authVars, PUBLIC_REPOSITORIES: "public/*" },
   });
   layout = join(work, "layout");
   await buildImage(layout, { layers: [2048, 4096], tag: "v1" });

@@ -1,6 +1,7 @@
 // Starts the registry the way a user does: `wrangler d1 migrations apply` then `wrangler dev`, on a free port, with
 // its own state directory, in its own process group so that stopping it leaves no wrangler or workerd behind.
 import { spawn, type ChildProcess } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -13,6 +14,13 @@ const WRANGLER = join(PROJECT, "node_modules", ".bin", "wrangler");
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 10_000;
 const OUTPUT_LIMIT = 64 * 1024;
+
+/** Vars for token authentication with a fresh signing key and admin token (the test needs the admin token back). */
+export function tokenAuth(): { ADMIN_TOKEN: string; vars: Record<string, string> } {
+  const ADMIN_TOKEN = randomBytes(24).toString("hex");
+  const TOKEN_SIGNING_KEY = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  return { ADMIN_TOKEN, vars: { AUTH_MODE: "token", TOKEN_SIGNING_KEY, ADMIN_TOKEN } };
+}
 
 /** R2's smallest legal part size: makes small test blobs go through multipart uploads. */
 export const MIN_PART_BYTES = 5 * 1024 * 1024;

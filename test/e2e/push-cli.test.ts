@@ -4,7 +4,7 @@
 // resumes from the registry's offset, and a chunk cut off mid-body is retried from there. A counting proxy between
 // the command and the registry sees every request body.
 import { spawn } from "node:child_process";
-import { createHash, generateKeyPairSync, randomBytes as secureRandomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer, request, type IncomingMessage, type Server } from "node:http";
@@ -15,13 +15,12 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mustRun, runCommand, type CommandResult } from "../support/command";
 import { buildImage, blobPath, randomBytes, sha256File, type BuiltImage } from "../support/oci-layout";
-import { startRegistry, type Registry } from "./harness";
+import { startRegistry, tokenAuth, type Registry } from "./harness";
 
 const MiB = 1024 * 1024;
 const MAX_BODY = 8 * MiB;
 const CLI = fileURLToPath(new URL("../../cli/edge-oci-registry.mjs", import.meta.url));
-const ADMIN_TOKEN = secureRandomBytes(24).toString("hex");
-const signingKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+const { ADMIN_TOKEN, vars: authVars } = tokenAuth();
 
 let registry: Registry;
 let proxy: CountingProxy;
@@ -36,9 +35,7 @@ beforeAll(async () => {
     vars: {
       MAX_BODY_BYTES: String(MAX_BODY),
       UPLOAD_PART_BYTES: String(5 * MiB),
-      AUTH_MODE: "token",
-      TOKEN_SIGNING_KEY: signingKey,
-      ADMIN_TOKEN,
+      ...authVars,
     },
   });
   layout = join(work, "layout");

@@ -4,7 +4,7 @@
 // (unknown-length) upload bodies are re-cut too, and podman pushes through it. ~100 MiB rather than several GiB
 // keeps this file near a minute; the relay's memory does not grow with the layer (measured by hand for 1 GiB).
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash, generateKeyPairSync, randomBytes as secureRandomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
@@ -15,14 +15,13 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mustRun, runCommand } from "../support/command";
 import { buildImage, randomBytes, randomBytesStream, sha256File, type BuiltImage } from "../support/oci-layout";
-import { freePort, startRegistry, type Registry } from "./harness";
+import { freePort, startRegistry, tokenAuth, type Registry } from "./harness";
 
 const MiB = 1024 * 1024;
 const MAX_BODY = 8 * MiB;
 const LAYER_CONTENT = 100 * MiB;
 const CLI = fileURLToPath(new URL("../../cli/edge-oci-registry.mjs", import.meta.url));
-const ADMIN_TOKEN = secureRandomBytes(24).toString("hex");
-const signingKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+const { ADMIN_TOKEN, vars: authVars } = tokenAuth();
 
 interface Relay {
   host: string;
@@ -71,9 +70,7 @@ beforeAll(async () => {
     vars: {
       MAX_BODY_BYTES: String(MAX_BODY),
       UPLOAD_PART_BYTES: String(5 * MiB),
-      AUTH_MODE: "token",
-      TOKEN_SIGNING_KEY: signingKey,
-      ADMIN_TOKEN,
+      ...authVars,
     },
   });
   layout = join(work, "layout");
