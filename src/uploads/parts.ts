@@ -1,14 +1,65 @@
-// R2 multipart parts written as their bytes arrive, and stored pieces read back as one stream: nothing here holds
-// more than a chunk in memory.
+// R2 multipart parts written as their bytes arrive, the pieces of a part kept between requests, and request bodies
+// read in large chunks: nothing here holds more than a chunk in memory, except the bytes a caller decides to keep.
 
-/** A stored piece of an upload: bytes received but not yet part of a full multipart part. */
+/**
+ * Bytes received but not yet part of a full multipart part, kept in the session's Durable Object storage between
+ * requests: a write there is local and transactional, where an R2 put per small chunk would cost a round trip and
+ * an operation each. One value per stored chunk, at most PIECE_BYTES (storage takes values up to 2 MB).
+ */
 export interface Piece {
   key: string;
   size: number;
 }
 
-// How far writes may run ahead of R2 reading them: enough to keep both sides busy, small next to a part.
-const WRITE_AHEAD_BYTES = 1024 * 1024;
+const PIECE_BYTES = 1024 * 1024;
+// Durable Object storage takes at most 128 keys per delete.
+const KEYS_PER_CALL = 128;
+
+export class PieceStore {
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  /** Stores chunks as pieces numbered from `next` (their keys are unique to the session). */
+  async write(chunks: Uint8Array[], next: number): Promise<Piece[]> {
+    const pieces: Piece[] = [];
+    for (const chunk of chunks) {
+      for (let at = 0; at < chunk.byteLength; at += PIECE_BYTES) {
+        // A copy of just these bytes: storing a view would store its whole underlying buffer.
+        const bytes = chunk.slice(at, at + PIECE_BYTES);
+        const piece = { key: `piece:${next + pieces.length}`, size: bytes.byteLength };
+        await this.storage.put(piece.key, bytes);
+        pieces.push(piece);
+      }
+    }
+    return pieces;
+  }
+
+  /** The pieces' bytes in order, one piece in memory at a time. */
+  async *read(pieces: Piece[]): AsyncGenerator<Uint8Array> {
+    for (const piece of pieces) {
+      const bytes = await this.storage.get<Uint8Array>(piece.key);
+      if (!bytes || bytes.byteLength !== piece.size) throw new Error(`upload piece ${piece.key} is missing`);
+      yield bytes;
+    }
+  }
+
+  async delete(pieces: Piece[]): Promise<void> {
+    for (let at = 0; at < pieces.length; at += KEYS_PER_CALL) {
+      await this.storage.delete(pieces.slice(at, at + KEYS_PER_CALL).map((piece) => piece.key));
+    }
+  }
+
+  /** The pieces as one stream of known length (what R2's put and uploadPart need). */
+  stream(pieces: Piece[]): ReadableStream<Uint8Array> {
+    const size = pieces.reduce((sum, piece) => sum + piece.size, 0);
+    const { readable, writable } = new FixedLengthStream(size);
+    const writer = writable.getWriter();
+    void (async () => {
+      for await (const bytes of this.read(pieces)) await writer.write(bytes);
+      await writer.close();
+    })().catch((error: unknown) => writer.abort(error).catch(() => undefined));
+    return readable;
+  }
+}
 
 /**
  * One multipart part streamed to R2 while it is received: uploadPart reads a FixedLengthStream of exactly the part's
@@ -17,63 +68,36 @@ const WRITE_AHEAD_BYTES = 1024 * 1024;
 export class StreamedPart {
   /** R2's answer, once it has read all the bytes. */
   readonly uploaded: Promise<R2UploadedPart>;
-  private readonly writable: WritableStream<Uint8Array>;
-  private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
+  // The write R2 has not taken yet: one chunk in flight while the next is received and hashed.
+  private inFlight: Promise<void> = Promise.resolve();
 
   constructor(multipart: R2MultipartUpload, partNumber: number, size: number) {
-    const { readable, writable } = new FixedLengthStream(size, { highWaterMark: WRITE_AHEAD_BYTES });
-    this.writable = writable;
+    const { readable, writable } = new FixedLengthStream(size);
+    this.writer = writable.getWriter();
     this.uploaded = multipart.uploadPart(partNumber, readable);
     // Awaited by whoever finishes the part; an aborted part's rejection is expected and dropped.
     this.uploaded.catch(() => undefined);
   }
 
-  /** Copies stored pieces into the part, natively (no JavaScript per chunk). Before any write(). */
-  async pipeFrom(bucket: R2Bucket, pieces: Piece[]): Promise<void> {
-    for (const piece of pieces) {
-      await (await readPiece(bucket, piece)).pipeTo(this.writable, { preventClose: true, preventAbort: true, preventCancel: true });
-    }
-  }
-
   async write(chunk: Uint8Array): Promise<void> {
-    this.writer ??= this.writable.getWriter();
-    await this.writer.ready;
-    // Not awaited: the next chunk is received and hashed while R2 reads this one. Failures surface in `uploaded`.
-    this.writer.write(chunk).catch(() => undefined);
+    await this.inFlight;
+    this.inFlight = this.writer.write(chunk);
+    this.inFlight.catch(() => undefined); // rethrown by the next write or finish(); dropped by abort()
   }
 
   /** Ends the part (every byte written) and waits for R2 to take it. */
   async finish(): Promise<R2UploadedPart> {
-    this.writer ??= this.writable.getWriter();
+    await this.inFlight;
     await this.writer.close();
     return this.uploaded;
   }
 
   /** Gives the part up: R2 never records it. */
   async abort(reason: unknown): Promise<void> {
-    this.writer ??= this.writable.getWriter();
     await this.writer.abort(reason).catch(() => undefined);
     await this.uploaded.catch(() => undefined);
   }
-}
-
-/** Stored pieces, in order, as one stream of known length (what R2's put and uploadPart need). */
-export function concatenatedPieces(bucket: R2Bucket, pieces: Piece[]): ReadableStream<Uint8Array> {
-  const size = pieces.reduce((sum, piece) => sum + piece.size, 0);
-  const { readable, writable } = new FixedLengthStream(size);
-  void (async () => {
-    for (const piece of pieces) {
-      await (await readPiece(bucket, piece)).pipeTo(writable, { preventClose: true });
-    }
-    await writable.close();
-  })().catch((error: unknown) => writable.abort(error).catch(() => undefined));
-  return readable;
-}
-
-async function readPiece(bucket: R2Bucket, piece: Piece): Promise<ReadableStream<Uint8Array>> {
-  const object = await bucket.get(piece.key);
-  if (!object) throw new Error(`upload piece ${piece.key} is missing`);
-  return object.body;
 }
 
 // Request bodies arrive in chunks of a few KiB; reading them in 1 MiB pieces costs far fewer trips through JavaScript

@@ -4,8 +4,8 @@ import { digestOfStream, ResumableSha256, type HashState } from "../digest";
 import { RegistryError, serializeError, type SerializedError } from "../errors";
 import type { ParsedDigest } from "../references";
 import { BlobRecords, type BlobRecord } from "../storage/blob-records";
-import { blobKey, checksumOption, pendingPieceKey, uploadObjectKey } from "../storage/objects";
-import { BodyReader, concatenatedPieces, StreamedPart, type Piece } from "./parts";
+import { blobKey, checksumOption, uploadObjectKey } from "../storage/objects";
+import { BodyReader, PieceStore, StreamedPart, type Piece } from "./parts";
 
 /** Everything an upload is, in DO storage, so that it survives eviction between any two requests. */
 interface SessionState {
@@ -15,6 +15,7 @@ interface SessionState {
   offset: number;
   multipartId: string | null;
   parts: R2UploadedPart[];
+  /** The start of the next part, in this object's storage beside the state. */
   pending: Piece[];
   nextPiece: number;
   hash: HashState | undefined;
@@ -24,7 +25,7 @@ interface SessionState {
 export interface ChunkExpectation {
   /** Where the chunk claims to start (Content-Range); it must be the current offset. */
   start?: number;
-  /** How many bytes the request declares (Content-Length or Content-Range); a body of another length is refused. */
+  /** How many bytes the request declares (Content-Length or Content-Range); a longer body is refused. */
   length?: number;
 }
 
@@ -34,7 +35,7 @@ const STATE_KEY = "session";
 
 /**
  * One upload. The only writer of its bytes: it hashes them as they pass, re-cuts them into equal-sized R2
- * multipart parts whatever the client's chunk sizes, and keeps the remainder until the next request.
+ * multipart parts whatever the client's chunk sizes, and keeps the remainder in its own storage until the next request.
  */
 export class UploadSession extends DurableObject<Env> {
   // RPC calls interleave at every await on I/O; uploads are sequential, so requests take turns.
@@ -42,6 +43,10 @@ export class UploadSession extends DurableObject<Env> {
 
   private get config(): Config {
     return configOf(this.env);
+  }
+
+  private get pieces(): PieceStore {
+    return new PieceStore(this.ctx.storage);
   }
 
   begin(uploadId: string, repository: string): Promise<Outcome<number>> {
@@ -240,10 +245,9 @@ export class UploadSession extends DurableObject<Env> {
         open = null;
         await part.streamed?.abort(new Error("the body ended before the part was full"));
         if (part.kept && part.keptSize > 0) {
-          const piece = { key: pendingPieceKey(state.uploadId, state.nextPiece), size: part.keptSize };
-          await this.env.BLOBS.put(piece.key, streamOfChunks(part.kept, part.keptSize));
-          state.pending.push(piece);
-          state.nextPiece += 1;
+          const stored = await this.pieces.write(part.kept, state.nextPiece);
+          state.pending.push(...stored);
+          state.nextPiece += stored.length;
         } else if (!part.kept) {
           // Cut off while streaming a part with no copy: the session keeps what was stored before that part.
           keep = checkpoint;
@@ -257,7 +261,7 @@ export class UploadSession extends DurableObject<Env> {
     }
     state.touchedAt = Date.now();
     await this.save(state);
-    if (consumed.length > 0) await this.env.BLOBS.delete(consumed.map((piece) => piece.key));
+    await this.pieces.delete(consumed);
     return state;
   }
 
@@ -272,7 +276,7 @@ export class UploadSession extends DurableObject<Env> {
     const multipart = await this.multipart(committed, state);
     const part = new StreamedPart(multipart, state.parts.length + alreadyFinishing + 1, this.config.UPLOAD_PART_BYTES);
     try {
-      await part.pipeFrom(this.env.BLOBS, pieces);
+      for await (const bytes of this.pieces.read(pieces)) await part.write(bytes);
       for (const chunk of kept) await part.write(chunk);
     } catch (error) {
       await part.abort(error);
@@ -294,7 +298,7 @@ export class UploadSession extends DurableObject<Env> {
   /** Puts the received bytes together as one R2 object, verified against the digest. */
   private async assemble(state: SessionState, digest: ParsedDigest): Promise<BlobRecord> {
     const record = { digest: digest.digest, size: state.offset };
-    const tail = () => concatenatedPieces(this.env.BLOBS, state.pending);
+    const tail = () => this.pieces.stream(state.pending);
     if (state.parts.length === 0) {
       // Small blobs skip multipart: one put, content addressed, with R2 checking the hash.
       const key = blobKey(digest);
@@ -339,7 +343,6 @@ export class UploadSession extends DurableObject<Env> {
         .abort()
         .catch(() => undefined);
     }
-    if (state.pending.length > 0) await this.env.BLOBS.delete(state.pending.map((piece) => piece.key));
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
   }
@@ -354,17 +357,6 @@ interface OpenPart {
   /** Copies of the request bytes, kept unless the declared length guarantees the part fills. */
   kept: Uint8Array[] | null;
   keptSize: number;
-}
-
-/** Chunks already in memory as one stream of known length (for R2's put), without copying them together. */
-function streamOfChunks(chunks: Uint8Array[], size: number): ReadableStream<Uint8Array> {
-  const { readable, writable } = new FixedLengthStream(size);
-  const writer = writable.getWriter();
-  void (async () => {
-    for (const chunk of chunks) await writer.write(chunk);
-    await writer.close();
-  })().catch((error: unknown) => writer.abort(error).catch(() => undefined));
-  return readable;
 }
 
 function mismatch(digest: ParsedDigest, actual: string): RegistryError {
