@@ -2,6 +2,7 @@ import type { Env } from "../config";
 import { deserializeError, RegistryError } from "../errors";
 import type { ParsedDigest } from "../references";
 import type { BlobRecord } from "../storage/blob-records";
+import { BlobService } from "./blobs";
 import type { ChunkExpectation, Outcome } from "../uploads/upload-session";
 
 // Upload ids are random UUIDs: unguessable, and the only way to reach a session's Durable Object.
@@ -29,14 +30,24 @@ export class UploadService {
     return unwrap(this.session(uploadId, repository).append(repository, body, expect));
   }
 
-  complete(
+  async complete(
     repository: string,
     uploadId: string,
     digest: ParsedDigest,
     body: ReadableStream<Uint8Array> | null,
     expect: ChunkExpectation,
   ): Promise<BlobRecord> {
-    return unwrap(this.session(uploadId, repository).complete(repository, digest, body, expect));
+    const session = this.session(uploadId, repository);
+    if (body && expect.length !== undefined && (expect.start ?? 0) === 0 && (await unwrap(session.status(repository))) === 0) {
+      // POST then PUT with the whole blob (OCI end-4a, end-6): nothing to resume, so R2 checks the digest natively
+      // instead of the session hashing in JavaScript and re-cutting parts. The session is over either way.
+      try {
+        return await new BlobService(this.env).putWhole(repository, digest, body, expect.length);
+      } finally {
+        await unwrap(session.cancel(repository));
+      }
+    }
+    return unwrap(session.complete(repository, digest, body, expect));
   }
 
   async cancel(repository: string, uploadId: string): Promise<void> {

@@ -84,6 +84,20 @@ describe("POST then PUT (monolithic through a session)", () => {
     expect(await sha256(await readBlob("uploads/post-put", digest))).toBe(digest);
   });
 
+  it("stores a PUT body larger than a part in one piece, and forgets the session after a wrong digest", async () => {
+    const bytes = randomBytes(6 * MiB + 3);
+    const digest = await sha256(bytes);
+    const location = await startUpload("uploads/post-put-large");
+    expect((await call(`${location}?digest=${digest}`, { method: "PUT", body: bytes })).status).toBe(201);
+    expect(await sha256(await readBlob("uploads/post-put-large", digest))).toBe(digest);
+    await expectError(await call(location), 404, "BLOB_UPLOAD_UNKNOWN");
+
+    const wrong = await startUpload("uploads/post-put-large");
+    const refused = await call(`${wrong}?digest=${await sha256("other")}`, { method: "PUT", body: bytes.subarray(1) });
+    await expectError(refused, 400, "DIGEST_INVALID");
+    await expectError(await call(wrong), 404, "BLOB_UPLOAD_UNKNOWN");
+  });
+
   it("completes a zero-length blob with an empty PUT", async () => {
     const digest = await sha256(new Uint8Array(0));
     const location = await startUpload("uploads/empty");
