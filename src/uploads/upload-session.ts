@@ -191,7 +191,9 @@ export class UploadSession extends DurableObject<Env> {
     const closePart = async (part: OpenPart) => {
       // A body that outran its declared length: its kept bytes go up as the part after all.
       const streamed = part.streamed ?? (await this.startPart(committed, state, finishing.length, part.pieces, part.kept ?? []));
-      finishing.push(streamed.finish());
+      const finished = streamed.finish();
+      finished.catch(() => undefined); // awaited below, unless the request fails first
+      finishing.push(finished);
       if (finishing.length > 1) state.parts.push(await finishing.shift()!);
       consumed.push(...part.pieces);
       state.pending = [];
