@@ -48,7 +48,8 @@ const patternList = z
 
 const ConfigSchema = z
   .object({
-  MAX_BODY_BYTES: bytes(1, 5 * GiB, 100_000_000),
+  // At most R2's largest single put (5 GiB less 5 MiB), which a monolithic push becomes.
+  MAX_BODY_BYTES: bytes(1, 5 * GiB - 5 * MiB, 100_000_000),
   // R2 multipart: every part but the last is 5 MiB..5 GiB and equal; 16 MiB x 10,000 parts = 156 GiB per blob.
   UPLOAD_PART_BYTES: bytes(5 * MiB, 5 * GiB, 16 * MiB),
   MAX_MANIFEST_BYTES: bytes(4 * MiB, 64 * MiB, 4 * MiB),

@@ -88,8 +88,7 @@ export class GarbageCollector {
   private async orphans(prefix: string, before: number, options: GcOptions): Promise<{ key: string; size: number }[]> {
     const cursorName = `orphans:${prefix}`;
     const page = await this.bucket.list({ prefix, cursor: await this.records.cursor(cursorName), limit: Math.min(options.batch, 1000) });
-    // Pending pieces belong to live upload sessions; their Durable Object's alarm deletes them on expiry.
-    const candidates = page.objects.filter((object) => !object.key.includes("/pending/") && object.uploaded.getTime() < before);
+    const candidates = page.objects.filter((object) => object.uploaded.getTime() < before);
     const referenced = await this.records.referencedKeys(candidates.map((object) => object.key));
     if (!options.dryRun) await this.records.setCursor(cursorName, page.truncated ? page.cursor : undefined);
     return candidates.filter((object) => !referenced.has(object.key)).map((object) => ({ key: object.key, size: object.size }));

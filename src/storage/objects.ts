@@ -18,10 +18,6 @@ export function uploadObjectKey(uploadId: string): string {
   return `uploads/${uploadId}/data`;
 }
 
-/** Bytes received but not yet cut into a full multipart part. */
-export function pendingPieceKey(uploadId: string, sequence: number): string {
-  return `uploads/${uploadId}/pending/${sequence}`;
-}
 
 /** R2 put options that make R2 itself reject bytes whose hash is not the digest. */
 export function checksumOption(digest: ParsedDigest): R2PutOptions {
