@@ -49,5 +49,3 @@ export class ResumableSha256 {
     return `sha256:${toHex(copy.hash.digest())}`;
   }
 }
-
-export const EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -37,7 +37,7 @@ function unsatisfiable(size: number): RegistryError {
 }
 
 /** An upload chunk's `Content-Range: <start>-<end>` (inclusive; "bytes " prefix tolerated). */
-export function parseContentRange(header: string | null, offset: number): { start: number; length: number } | null {
+export function parseContentRange(header: string | null): { start: number; length: number } | null {
   if (header === null) return null;
   const match = /^(?:bytes )?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
   if (!match) {
@@ -50,7 +50,7 @@ export function parseContentRange(header: string | null, offset: number): { star
   const start = Number(match[1]);
   const end = Number(match[2]);
   if (end < start) {
-    throw new RegistryError("BLOB_UPLOAD_INVALID", { offset, contentRange: header }, { status: 416, message: "empty Content-Range" });
+    throw new RegistryError("BLOB_UPLOAD_INVALID", { contentRange: header }, { status: 416, message: "empty Content-Range" });
   }
   return { start, length: end - start + 1 };
 }

@@ -20,10 +20,6 @@ export function parseRepositoryName(name: string): string {
   return name;
 }
 
-export function isTag(reference: string): boolean {
-  return TAG.test(reference);
-}
-
 export function parseTag(tag: string): string {
   if (!TAG.test(tag)) throw new RegistryError("TAG_INVALID", { tag: tag.slice(0, 256) }, { message: "invalid tag" });
   return tag;

@@ -35,12 +35,6 @@ export function actionsFor(scopes: readonly Scope[], repository: string): Set<Ac
   return granted;
 }
 
-/** Parses "team/*:pull,push" (the CLI's and PUBLIC_REPOSITORIES' shorthand) into a scope. */
-export function parseScopeShorthand(text: string, defaultActions: Action[] = ["pull"]): Scope {
-  const [repository, actions] = text.includes(":") ? text.split(":", 2) : [text, undefined];
-  return Scope.parse({ repository, actions: actions ? actions.split(",").map((a) => a.trim()) : defaultActions });
-}
-
 /**
  * A requested token scope, Docker style: `repository:<name>:<actions>` or `registry:catalog:*`. Unknown types and
  * malformed scopes are ignored (a token grants less, never errs).

@@ -24,7 +24,7 @@ function declaredLength(c: Context<AppEnv>): number | undefined {
 /** What a chunk declares about itself: where it starts (Content-Range) and how long it is. */
 function chunkExpectation(c: Context<AppEnv>): ChunkExpectation {
   const length = declaredLength(c);
-  const range = parseContentRange(c.req.header("Content-Range") ?? null, 0);
+  const range = parseContentRange(c.req.header("Content-Range") ?? null);
   if (range && length !== undefined && range.length !== length) {
     throw new RegistryError(
       "BLOB_UPLOAD_INVALID",
