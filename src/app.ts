@@ -4,6 +4,7 @@ import { ConfigError } from "./config";
 import { registryOf, type AppEnv } from "./context";
 import { RegistryError } from "./errors";
 import { requestLog } from "./logging";
+import { BOOKMARK_HEADER } from "./storage/database";
 import { admin } from "./routes/admin";
 import { base } from "./routes/base";
 import { blobs } from "./routes/blobs";
@@ -18,9 +19,11 @@ export const app = new Hono<AppEnv>();
 
 app.use("*", requestLog);
 app.use("*", async (c, next) => {
-  c.set("registry", registryOf(c.env));
+  c.set("registry", registryOf(c.env, c.req.raw));
   await next();
   c.res.headers.set("Docker-Distribution-API-Version", "registry/2.0");
+  const bookmark = c.var.registry.db.latestBookmark();
+  if (bookmark) c.res.headers.set(BOOKMARK_HEADER, bookmark);
 });
 
 app.use("/v2/*", authenticate);

@@ -4,9 +4,11 @@ import { BlobService } from "./services/blobs";
 import { ManifestService } from "./services/manifests";
 import { QuotaService } from "./services/quota";
 import { UploadService } from "./services/uploads";
+import { RequestDatabase } from "./storage/database";
 
 export interface Registry {
   config: Config;
+  db: RequestDatabase;
   blobs: BlobService;
   uploads: UploadService;
   manifests: ManifestService;
@@ -18,13 +20,16 @@ export interface AppEnv {
   Variables: { registry: Registry; access: Access };
 }
 
-export function registryOf(env: Env): Registry {
+/** The registry's services for one request, reading D1 through that request's sessions. */
+export function registryOf(env: Env, request: Request): Registry {
   const config = configOf(env);
+  const db = RequestDatabase.forRequest(env.DB, request.headers);
   return {
     config,
+    db,
     quota: new QuotaService(env.DB, config),
-    blobs: new BlobService(env),
+    blobs: new BlobService(env, db),
     uploads: new UploadService(env),
-    manifests: new ManifestService(env, config.IMMUTABLE_TAGS),
+    manifests: new ManifestService(env, config.IMMUTABLE_TAGS, db),
   };
 }

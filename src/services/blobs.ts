@@ -4,26 +4,38 @@ import { RegistryError } from "../errors";
 import type { ByteRange } from "../ranges";
 import type { ParsedDigest } from "../references";
 import { BlobRecords, type BlobRecord } from "../storage/blob-records";
+import { findNearby, RequestDatabase } from "../storage/database";
 import { blobKey, checksumOption } from "../storage/objects";
 
 export class BlobService {
-  private readonly records: BlobRecords;
+  constructor(
+    private readonly env: Env,
+    private readonly db: RequestDatabase = RequestDatabase.primary(env.DB),
+  ) {}
 
-  constructor(private readonly env: Env) {
-    this.records = new BlobRecords(env.DB);
+  private get records(): BlobRecords {
+    return new BlobRecords(this.db.current);
   }
 
   /** The blob as seen through a repository: unknown unless it was pushed or mounted there. */
   async stat(repository: string, digest: ParsedDigest): Promise<BlobRecord> {
-    const record = await this.records.find(repository, digest.digest);
+    const record = await findNearby(this.db, (db) => new BlobRecords(db).find(repository, digest.digest));
     if (!record) throw new RegistryError("BLOB_UNKNOWN", { repository, digest: digest.digest });
     return record;
   }
 
   async open(record: BlobRecord, range: ByteRange | null): Promise<ReadableStream> {
-    const object = await this.env.BLOBS.get(record.objectKey, range ? { range } : {});
-    if (!object) throw new Error(`blob ${record.digest} has a record but no bytes at ${record.objectKey}`);
-    return object.body;
+    const read = (key: string) => this.env.BLOBS.get(key, range ? { range } : {});
+    const object = await read(record.objectKey);
+    if (object) return object.body;
+    // A record read from a replica may be older than a delete, or than a new upload of the digest under another key.
+    const current = this.db.mayLag ? await this.records.findStored(record.digest) : record;
+    if (current && current.objectKey !== record.objectKey) {
+      const moved = await read(current.objectKey);
+      if (moved) return moved.body;
+    }
+    if (current?.objectKey === record.objectKey) console.error(`blob ${record.digest} has a record but no bytes at ${record.objectKey}`);
+    throw new RegistryError("BLOB_UNKNOWN", { digest: record.digest, reason: "deleted" });
   }
 
   /** Whether open() serves bytes this registry stored and verified (a mirror's first pull streams unverified ones). */

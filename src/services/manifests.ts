@@ -4,6 +4,7 @@ import { RegistryError } from "../errors";
 import { isManifestMediaType, MediaTypes, isNonDistributable, type ImageIndex, type ImageManifest, SCHEMAS } from "../manifests/schema";
 import { patternMatches } from "../auth/scopes";
 import { parseDigest, parseReference } from "../references";
+import { findNearby, RequestDatabase } from "../storage/database";
 import { ManifestRecords, type ManifestRecord, type ReferrerRecord } from "../storage/manifest-records";
 import { manifestKey } from "../storage/objects";
 
@@ -18,14 +19,16 @@ export interface StoredManifest {
 }
 
 export class ManifestService {
-  protected readonly records: ManifestRecords;
-
   constructor(
     protected readonly env: Env,
     /** Repository patterns whose tags may not move or go (IMMUTABLE_TAGS). */
     private readonly immutableTags: string[] = [],
-  ) {
-    this.records = new ManifestRecords(env.DB);
+    private readonly db: RequestDatabase = RequestDatabase.primary(env.DB),
+  ) {}
+
+  /** Tags move and referrers come and go: everything but content by digest is read where it is current. */
+  protected get records(): ManifestRecords {
+    return new ManifestRecords(this.db.current);
   }
 
   async resolve(repository: string, reference: string): Promise<StoredManifest> {
@@ -33,7 +36,7 @@ export class ManifestService {
     const record =
       "tag" in parsed
         ? await this.records.findByTag(repository, parsed.tag)
-        : await this.records.find(repository, parsed.digest.digest);
+        : await findNearby(this.db, (db) => new ManifestRecords(db).find(repository, parsed.digest.digest));
     if (!record) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference });
     return { record, body: () => this.bodyOf(record) };
   }
@@ -153,7 +156,8 @@ export class ManifestService {
 
   /** Repository names in order, only those matching one of `patterns` (all when null). */
   async repositories(limit: number, last: string | null, patterns: string[] | null): Promise<string[]> {
-    return this.records.listRepositories(limit, last, patterns);
+    // A listing may lag a push by the replication delay; a client that sent its bookmark sees its own pushes.
+    return new ManifestRecords(this.db.nearby).listRepositories(limit, last, patterns);
   }
 }
 

@@ -1,4 +1,5 @@
 // SQL for blobs and their links to repositories.
+import type { Database } from "./database";
 
 export interface BlobRecord {
   digest: string;
@@ -15,7 +16,7 @@ interface BlobRow {
 const toRecord = (row: BlobRow): BlobRecord => ({ digest: row.digest, size: row.size, objectKey: row.object_key });
 
 export class BlobRecords {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: Database) {}
 
   /** The blob, only if it is linked into this repository. */
   async find(repository: string, digest: string): Promise<BlobRecord | null> {
@@ -85,7 +86,7 @@ export class BlobRecords {
 }
 
 /** Bytes and count of every stored blob (each counted once, however many repositories link it). */
-export async function storageUsage(db: D1Database): Promise<{ bytes: number; blobs: number }> {
+export async function storageUsage(db: Database): Promise<{ bytes: number; blobs: number }> {
   const row = await db.prepare("SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS blobs FROM blobs").first<{ bytes: number; blobs: number }>();
   return { bytes: row?.bytes ?? 0, blobs: row?.blobs ?? 0 };
 }

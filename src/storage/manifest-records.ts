@@ -1,4 +1,5 @@
 // SQL for manifests, what they reference, tags, and the repositories that hold them.
+import type { Database } from "./database";
 
 export interface ManifestRecord {
   digest: string;
@@ -39,7 +40,7 @@ const toRecord = (row: ManifestRow): ManifestRecord => ({
 });
 
 export class ManifestRecords {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: Database) {}
 
   async find(repository: string, digest: string): Promise<ManifestRecord | null> {
     const row = await this.db
