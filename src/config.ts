@@ -18,6 +18,13 @@ export interface Env {
   GC_DRY_RUN?: string;
   RETENTION?: string;
   EDGE_CACHE_MAX_BYTES?: string;
+  BLOB_REDIRECT?: string;
+  BLOB_REDIRECT_MIN_BYTES?: string;
+  BLOB_REDIRECT_TTL_SECONDS?: string;
+  BLOB_PUBLIC_URL?: string;
+  R2_S3_ENDPOINT?: string;
+  R2_BUCKET_NAME?: string;
+  R2_ACCESS_KEY_ID?: string;
   LOG_REQUESTS?: string;
   MAX_BODY_BYTES?: string;
   UPLOAD_PART_BYTES?: string;
@@ -30,6 +37,7 @@ export interface Env {
   /** Secrets. */
   TOKEN_SIGNING_KEY?: string;
   ADMIN_TOKEN?: string;
+  R2_SECRET_ACCESS_KEY?: string;
   /** Counts failed authentications per client (Workers rate limiting binding). */
   AUTH_FAILURES?: RateLimit;
 }
@@ -78,6 +86,18 @@ const ConfigSchema = z
   RETENTION: RetentionRules,
   // Blobs and manifests by digest up to this size are kept in the edge cache (0 turns it off).
   EDGE_CACHE_MAX_BYTES: z.coerce.number().int().min(0).max(512 * MiB).default(32 * MiB),
+  // Blob downloads of at least BLOB_REDIRECT_MIN_BYTES answered with a 307 to R2 itself, so large layers skip the
+  // Worker: "public" to BLOB_PUBLIC_URL (a public bucket or custom domain; public repositories only), "presigned" to a
+  // URL signed for BLOB_REDIRECT_TTL_SECONDS with an R2 API token (R2_S3_ENDPOINT, R2_BUCKET_NAME, R2_ACCESS_KEY_ID,
+  // R2_SECRET_ACCESS_KEY); "off" streams every blob through the Worker.
+  BLOB_REDIRECT: z.enum(["off", "public", "presigned"]).default("off"),
+  BLOB_REDIRECT_MIN_BYTES: z.coerce.number().int().min(0).default(32 * MiB),
+  BLOB_REDIRECT_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 86_400).default(600),
+  BLOB_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  R2_S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  R2_BUCKET_NAME: z.string().min(3).optional(),
+  R2_ACCESS_KEY_ID: z.string().min(1).optional(),
+  R2_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   // One JSON line per request (see src/logging.ts).
   LOG_REQUESTS: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
   })
@@ -88,6 +108,16 @@ const ConfigSchema = z
         path: ["TOKEN_SIGNING_KEY"],
         message: "required when AUTH_MODE is token (an EC P-256 private key, PKCS#8 PEM or JWK; `npm run admin -- keygen`)",
       });
+    }
+    const needed = {
+      off: [],
+      public: ["BLOB_PUBLIC_URL"],
+      presigned: ["R2_S3_ENDPOINT", "R2_BUCKET_NAME", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"],
+    } as const;
+    for (const setting of needed[config.BLOB_REDIRECT]) {
+      if (config[setting] === undefined) {
+        context.addIssue({ code: "custom", path: [setting], message: `required when BLOB_REDIRECT is ${config.BLOB_REDIRECT}` });
+      }
     }
   });
 

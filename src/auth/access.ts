@@ -1,4 +1,5 @@
-import { actionsFor, type Action, type Scope } from "./scopes";
+import type { Config } from "../config";
+import { actionsFor, patternMatches, type Action, type Scope } from "./scopes";
 import type { TokenClaims } from "./signing";
 
 /** What the caller of a request may do, however it proved who it is. */
@@ -45,4 +46,9 @@ export function bearerAccess(claims: TokenClaims, publicScopes: Scope[]): Access
 
 export function publicScopesOf(patterns: string[]): Scope[] {
   return patterns.map((repository) => ({ repository, actions: ["pull"] }));
+}
+
+/** Whether anyone may pull the repository without credentials. */
+export function isPublicRepository(config: Pick<Config, "AUTH_MODE" | "PUBLIC_REPOSITORIES">, repository: string): boolean {
+  return config.AUTH_MODE === "open" || config.PUBLIC_REPOSITORIES.some((pattern) => patternMatches(pattern, repository));
 }

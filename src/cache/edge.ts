@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { patternMatches } from "../auth/scopes";
+import { isPublicRepository } from "../auth/access";
 import type { AppEnv } from "../context";
 import { parseRepositoryName } from "../references";
 
@@ -16,7 +16,7 @@ export function edgeCached(kind: "blobs" | "manifests"): MiddlewareHandler<AppEn
     const { config } = c.var.registry;
     if (c.req.method !== "GET" || !reference?.includes(":") || config.EDGE_CACHE_MAX_BYTES === 0) return next();
     const repository = parseRepositoryName(c.req.param("name") ?? "");
-    const visibility = config.AUTH_MODE === "open" || config.PUBLIC_REPOSITORIES.some((p) => patternMatches(p, repository)) ? "public" : "private";
+    const visibility = isPublicRepository(config, repository) ? "public" : "private";
     const key = `${CACHE_ORIGIN}/${repository}/${kind}/${reference}`;
     const cache = caches.default;
     // Range and If-None-Match travel with the lookup: the cache answers 206 and 304 itself.

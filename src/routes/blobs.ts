@@ -5,6 +5,7 @@ import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { parseRange } from "../ranges";
 import { parseDigest, parseRepositoryName } from "../references";
+import { downloadUrl } from "../services/downloads";
 
 // OCI dist-spec end-2 (GET/HEAD) and end-10 (DELETE).
 export const blobs = new Hono<AppEnv>()
@@ -27,6 +28,9 @@ export const blobs = new Hono<AppEnv>()
     if (range) headers["Content-Range"] = `bytes ${range.offset}-${range.offset + range.length - 1}/${record.size}`;
     const status = range ? 206 : 200;
     if (c.req.method === "HEAD") return c.body(null, status, headers);
+    // Large layers can skip the Worker: the client follows a 307 (with its Range) to R2.
+    const location = c.var.registry.blobs.servesStoredCopy(record) ? await downloadUrl(c.var.registry.config, repository, record) : null;
+    if (location) return c.body(null, 307, { Location: location, "Docker-Content-Digest": record.digest, "Cache-Control": "no-store" });
     return c.body(await c.var.registry.blobs.open(record, range), status, headers);
   })
   .delete("/:name{.+}/blobs/:digest", requires("delete"), mirrored, async (c) => {

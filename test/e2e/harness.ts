@@ -48,6 +48,8 @@ export interface StartOptions {
   vars?: Record<string, string>;
   /** How long wrangler dev may take to answer GET /v2/ with 200, or 401 under token auth (default 90 s). */
   startTimeoutMs?: number;
+  /** Local state to use (shared with another Worker, see startPublicBucket) instead of a fresh one; left in place. */
+  stateDir?: string;
 }
 
 /** A value as a .env file line needs it: multi-line (PEM keys) double-quoted with \n, anything else single-quoted. */
@@ -178,7 +180,7 @@ async function killGroup(child: ChildProcess, pgid: number): Promise<void> {
 
 async function ping(url: string): Promise<number | string> {
   try {
-    const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(5_000) });
+    const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
     await response.arrayBuffer();
     return response.status;
   } catch (error) {
@@ -196,8 +198,11 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 
 type Launch = { ok: true; registry: Registry } | { ok: false; portTaken: boolean; error: Error };
 
-/** One `wrangler dev` on a fresh free port; stopped again if it does not come up. */
-async function launch(state: string, env: NodeJS.ProcessEnv, vars: string[], timeoutMs: number): Promise<Launch> {
+/**
+ * One `wrangler dev` on a fresh free port; stopped again if it does not come up (GET readyPath answers 200 or 401).
+ * `extra` are more arguments for wrangler (vars, another Worker's config).
+ */
+async function launch(state: string, env: NodeJS.ProcessEnv, extra: string[], timeoutMs: number, readyPath = "/v2/"): Promise<Launch> {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
@@ -207,7 +212,7 @@ async function launch(state: string, env: NodeJS.ProcessEnv, vars: string[], tim
     "--port", String(port),
     "--persist-to", state,
     "--show-interactive-dev-session=false",
-    ...vars,
+    ...extra,
   ];
   const output = new OutputTail();
   // detached: a new session and process group, led by wrangler; its node child and workerd inherit it.
@@ -235,7 +240,7 @@ async function launch(state: string, env: NodeJS.ProcessEnv, vars: string[], tim
   let last: number | string = "not tried";
   while (Date.now() - started < timeoutMs) {
     if (spawnError || exited()) break;
-    last = await ping(url);
+    last = await ping(`${url}${readyPath}`);
     if (last === 200 || last === 401) return { ok: true, registry: { url, host, pgid, stateDir: state, output: () => output.toString(), stop } };
     await sleep(250);
   }
@@ -243,7 +248,7 @@ async function launch(state: string, env: NodeJS.ProcessEnv, vars: string[], tim
     ? `failed to spawn: ${spawnError.message}`
     : exited()
       ? `exited (code ${child.exitCode}, signal ${child.signalCode}) before serving`
-      : `GET ${url}/v2/ did not return 200 or 401 within ${timeoutMs / 1000} s (last: ${last})`;
+      : `GET ${url}${readyPath} did not return 200 or 401 within ${timeoutMs / 1000} s (last: ${last})`;
   await stop();
   return {
     ok: false,
@@ -256,7 +261,7 @@ async function launch(state: string, env: NodeJS.ProcessEnv, vars: string[], tim
 export async function startRegistry(options: StartOptions = {}): Promise<Registry> {
   // One temporary root per registry: local state (D1, R2, Durable Objects) and wrangler's log files.
   const root = await mkdtemp(join(tmpdir(), "oci-e2e-"));
-  const state = join(root, "state");
+  const state = options.stateDir ?? join(root, "state");
   const env = { ...childEnv(), WRANGLER_LOG_PATH: join(root, "logs") };
   const removeRoot = () => rm(root, { recursive: true, force: true });
 
@@ -283,5 +288,22 @@ export async function startRegistry(options: StartOptions = {}): Promise<Registr
   } catch (error) {
     await removeRoot();
     throw error;
+  }
+}
+
+/**
+ * What a public R2 bucket (or its custom domain) serves, emulated by a bare Worker reading the local R2 state in
+ * `stateDir` (test/support/public-bucket): the target of BLOB_REDIRECT=public for a registry started on that state.
+ */
+export async function startPublicBucket(stateDir: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const config = join(PROJECT, "test", "support", "public-bucket", "wrangler.toml");
+  const logs = await mkdtemp(join(tmpdir(), "oci-e2e-bucket-"));
+  const env = { ...childEnv(), WRANGLER_LOG_PATH: logs };
+  for (let attempt = 1; ; attempt++) {
+    const launched = await launch(stateDir, env, ["-c", config], START_TIMEOUT_MS, "/ready");
+    if (launched.ok) {
+      return { url: launched.registry.url, stop: () => launched.registry.stop().finally(() => rm(logs, { recursive: true, force: true })) };
+    }
+    if (!launched.portTaken || attempt === 3) throw launched.error;
   }
 }
