@@ -18,6 +18,7 @@ export interface Env {
   GC_DRY_RUN?: string;
   RETENTION?: string;
   EDGE_CACHE_MAX_BYTES?: string;
+  TAG_CACHE_SECONDS?: string;
   BLOB_REDIRECT?: string;
   BLOB_REDIRECT_MIN_BYTES?: string;
   BLOB_REDIRECT_TTL_SECONDS?: string;
@@ -86,6 +87,8 @@ const ConfigSchema = z
   RETENTION: RetentionRules,
   // Blobs and manifests by digest up to this size are kept in the edge cache (0 turns it off).
   EDGE_CACHE_MAX_BYTES: z.coerce.number().int().min(0).max(512 * MiB).default(32 * MiB),
+  // Manifests by tag are kept in the edge cache this long (0: never; tags then say no-cache). At most 5 minutes.
+  TAG_CACHE_SECONDS: z.coerce.number().int().min(0).max(300).default(0),
   // Blob downloads of at least BLOB_REDIRECT_MIN_BYTES answered with a 307 to R2 itself, so large layers skip the
   // Worker: "public" to BLOB_PUBLIC_URL (a public bucket or custom domain; public repositories only), "presigned" to a
   // URL signed for BLOB_REDIRECT_TTL_SECONDS with an R2 API token (R2_S3_ENDPOINT, R2_BUCKET_NAME, R2_ACCESS_KEY_ID,

@@ -9,22 +9,29 @@ import { parseRepositoryName } from "../references";
 const CACHE_ORIGIN = "https://edge-cache.registry.internal";
 const IMMUTABLE = "max-age=31536000, immutable";
 
-/** Caches GET responses of blobs and manifests by digest, up to `maxBytes` each (a cached copy is teed). */
+/**
+ * Caches GET responses of blobs and manifests by digest, up to `maxBytes` each (a cached copy is teed), and of
+ * manifests by tag for TAG_CACHE_SECONDS when that is set (a tag may move: this location forgets it when it moves
+ * here, others within that many seconds).
+ */
 export function edgeCached(kind: "blobs" | "manifests"): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const reference = kind === "blobs" ? c.req.param("digest") : c.req.param("reference");
     const { config } = c.var.registry;
-    if (c.req.method !== "GET" || !reference?.includes(":") || config.EDGE_CACHE_MAX_BYTES === 0) return next();
+    if (c.req.method !== "GET" || !reference || config.EDGE_CACHE_MAX_BYTES === 0) return next();
+    const byDigest = reference.includes(":");
+    if (!byDigest && config.TAG_CACHE_SECONDS === 0) return next();
     const repository = parseRepositoryName(c.req.param("name") ?? "");
     const visibility = isPublicRepository(config, repository) ? "public" : "private";
-    const key = `${CACHE_ORIGIN}/${repository}/${kind}/${reference}`;
+    const lifetime = byDigest ? IMMUTABLE : `max-age=${config.TAG_CACHE_SECONDS}`;
+    const key = cacheKey(repository, kind, reference);
     const cache = caches.default;
     // Range and If-None-Match travel with the lookup: the cache answers 206 and 304 itself.
     const lookup = new Request(key, { headers: pick(c.req.raw.headers, ["Range", "If-None-Match"]) });
     const hit = await cache.match(lookup);
     if (hit) {
       const response = new Response(hit.body, hit);
-      response.headers.set("Cache-Control", `${visibility}, ${IMMUTABLE}, no-transform`);
+      response.headers.set("Cache-Control", `${visibility}, ${lifetime}, no-transform`);
       response.headers.set("X-Edge-Cache", "hit");
       return response;
     }
@@ -32,17 +39,20 @@ export function edgeCached(kind: "blobs" | "manifests"): MiddlewareHandler<AppEn
     const response = c.res;
     const length = Number(response.headers.get("Content-Length"));
     if (response.status >= 300 || response.headers.has("X-Mirror-Status")) return;
-    response.headers.set("Cache-Control", `${visibility}, ${IMMUTABLE}, no-transform`);
+    response.headers.set("Cache-Control", `${visibility}, ${lifetime}, no-transform`);
     if (response.status !== 200 || !Number.isFinite(length) || length > config.EDGE_CACHE_MAX_BYTES) return;
     const [toClient, toCache] = response.body ? response.body.tee() : [null, null];
     // The cache itself only ever answers after this middleware's authorization, so its copy may say public.
     const stored = new Response(toCache, { status: 200, headers: response.headers });
-    stored.headers.set("Cache-Control", `public, ${IMMUTABLE}`);
+    stored.headers.set("Cache-Control", `public, ${lifetime}`);
     c.executionCtx.waitUntil(cache.put(key, stored).catch(() => undefined));
     c.res = new Response(toClient, response);
     c.res.headers.set("X-Edge-Cache", "miss");
   };
 }
+
+const cacheKey = (repository: string, kind: "blobs" | "manifests", reference: string) =>
+  `${CACHE_ORIGIN}/${repository}/${kind}/${reference}`;
 
 function pick(headers: Headers, names: string[]): Headers {
   const picked = new Headers();
@@ -53,7 +63,10 @@ function pick(headers: Headers, names: string[]): Headers {
   return picked;
 }
 
-/** Drops this location's cached copy after a delete (other locations keep theirs until they evict it). */
-export async function purgeEdgeCache(repository: string, kind: "blobs" | "manifests", digest: string): Promise<void> {
-  await caches.default.delete(`${CACHE_ORIGIN}/${repository}/${kind}/${digest}`).catch(() => false);
+/**
+ * Drops this location's cached copy after a delete or a tag move (other locations keep theirs until they evict
+ * it, or, for a tag, until its TAG_CACHE_SECONDS pass).
+ */
+export async function purgeEdgeCache(repository: string, kind: "blobs" | "manifests", reference: string): Promise<void> {
+  await caches.default.delete(cacheKey(repository, kind, reference)).catch(() => false);
 }

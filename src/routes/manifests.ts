@@ -47,8 +47,8 @@ export const manifests = new Hono<AppEnv>()
       "Docker-Content-Digest": record.digest,
       ETag: `"${record.digest}"`,
     };
-    // A tag can move at any time: caches must ask again (by digest, the edge cache says immutable).
-    if (!c.req.param("reference").includes(":")) c.header("Cache-Control", "no-cache");
+    // A tag can move at any time: caches must ask again, or keep it TAG_CACHE_SECONDS (set by the edge cache then).
+    if (!c.req.param("reference").includes(":") && c.var.registry.config.TAG_CACHE_SECONDS === 0) c.header("Cache-Control", "no-cache");
     if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
     if (c.req.method === "HEAD") return c.body(null, 200, headers);
     return c.body((await body()) as string, 200, headers);
@@ -68,12 +68,13 @@ export const manifests = new Hono<AppEnv>()
       "Docker-Content-Digest": digest,
     };
     if (subject) headers["OCI-Subject"] = subject;
+    if (!reference.includes(":") && c.var.registry.config.TAG_CACHE_SECONDS > 0) await purgeEdgeCache(repository, "manifests", reference);
     return c.body(null, 201, headers);
   })
   .delete("/:name{.+}/manifests/:reference", requires("delete"), mirrored, async (c) => {
     const repository = parseRepositoryName(c.req.param("name"));
     const reference = c.req.param("reference");
     await c.var.registry.manifests.delete(repository, reference);
-    if (reference.includes(":")) await purgeEdgeCache(repository, "manifests", reference);
+    await purgeEdgeCache(repository, "manifests", reference);
     return c.body(null, 202);
   });

@@ -73,6 +73,34 @@ describe("edge cache for content addressed by digest", () => {
     expect(byTag.response.headers.get("Cache-Control")).toBe("no-cache");
   });
 
+  it("keeps manifests by tag for TAG_CACHE_SECONDS when set, and forgets a tag that moves here", async () => {
+    const first = await pushManifest("cache/tagged", "latest", await pushImage("cache/tagged"));
+    const { env: testEnv, calls } = countingEnv({ TAG_CACHE_SECONDS: "30" });
+    const miss = await get(testEnv, "/v2/cache/tagged/manifests/latest");
+    expect(miss.response.headers.get("X-Edge-Cache")).toBe("miss");
+    expect(miss.response.headers.get("Cache-Control")).toBe("public, max-age=30, no-transform");
+    calls.DB = calls.BLOBS = 0;
+    const hit = await get(testEnv, "/v2/cache/tagged/manifests/latest");
+    expect(hit.response.headers.get("X-Edge-Cache")).toBe("hit");
+    expect(hit.response.headers.get("Docker-Content-Digest")).toBe(first);
+    expect(calls).toEqual({ DB: 0, BLOBS: 0 });
+
+    // The tag moves through this location: the next pull sees the new digest at once.
+    const manifest = await pushImage("cache/tagged", [4096]);
+    const ctx = createExecutionContext();
+    const put = await worker.fetch(
+      new Request(`${ORIGIN}/v2/cache/tagged/manifests/latest`, { method: "PUT", headers: { "Content-Type": manifest.mediaType }, body: JSON.stringify(manifest) }),
+      testEnv as typeof env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(put.status).toBe(201);
+    const moved = await get(testEnv, "/v2/cache/tagged/manifests/latest");
+    expect(moved.response.headers.get("X-Edge-Cache")).toBe("miss");
+    expect(moved.response.headers.get("Docker-Content-Digest")).toBe(put.headers.get("Docker-Content-Digest"));
+    expect(moved.response.headers.get("Docker-Content-Digest")).not.toBe(first);
+  });
+
   it("never serves a cached copy through another repository or to a caller who may not pull", async () => {
     const digest = await pushBlob("cache/private", randomBytes(1000));
     const token = { AUTH_MODE: "token", PUBLIC_REPOSITORIES: "" };
