@@ -1,12 +1,12 @@
 // A chunked blob upload driven by the real curl binary: POST, PATCH in 1 MiB chunks across a 5 MiB multipart
 // part, a refused out-of-order chunk, PUT ?digest=, then GET (whole and ranged).
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { mustRun } from "../support/command";
 import { randomBytes, sha256Digest } from "../support/oci-layout";
-import { MIN_PART_BYTES, startRegistry, type Registry } from "./harness";
+import { registryForFile } from "./fixture";
+import { MIN_PART_BYTES, type Registry } from "./harness";
 
 const MiB = 1024 * 1024;
 const SIZE = 7 * MiB + 12_345;
@@ -18,20 +18,9 @@ let registry: Registry;
 let work: string;
 let sequence = 0;
 
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), "oci-e2e-curl-"));
-  registry = await startRegistry({ vars: { UPLOAD_PART_BYTES: String(MIN_PART_BYTES) } });
-});
-
-afterAll(async () => {
-  await registry?.stop();
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-beforeEach((context) => {
-  context.onTestFailed(() => {
-    console.error(`--- wrangler output (tail) ---\n${registry?.output().slice(-8000)}`);
-  });
+registryForFile("oci-e2e-curl-", { vars: { UPLOAD_PART_BYTES: String(MIN_PART_BYTES) } }, (started, dir) => {
+  registry = started;
+  work = dir;
 });
 
 interface CurlResponse {

@@ -1,8 +1,6 @@
 // Real skopeo against `wrangler dev`: images go in from an OCI layout and come back out unchanged, byte for byte.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { mustRun, runCommand } from "../support/command";
 import {
   buildImage,
@@ -14,7 +12,8 @@ import {
   type BuiltImage,
   type BuiltIndex,
 } from "../support/oci-layout";
-import { MIN_PART_BYTES, startRegistry, type Registry } from "./harness";
+import { registryForFile } from "./fixture";
+import { MIN_PART_BYTES, type Registry } from "./harness";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -22,20 +21,9 @@ const MiB = 1024 * KiB;
 let registry: Registry;
 let work: string;
 
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), "oci-e2e-skopeo-"));
-  registry = await startRegistry({ vars: { UPLOAD_PART_BYTES: String(MIN_PART_BYTES) } });
-});
-
-afterAll(async () => {
-  await registry?.stop();
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-beforeEach((context) => {
-  context.onTestFailed(() => {
-    console.error(`--- wrangler output (tail) ---\n${registry?.output().slice(-8000)}`);
-  });
+registryForFile("oci-e2e-skopeo-", { vars: { UPLOAD_PART_BYTES: String(MIN_PART_BYTES) } }, (started, dir) => {
+  registry = started;
+  work = dir;
 });
 
 function skopeo(...args: string[]) {
