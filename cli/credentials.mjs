@@ -1,6 +1,7 @@
 // Where the credentials for a registry come from: a flag, the environment, or the auth files docker and podman
-// write on `login` (`auths` entries holding base64 "user:password"). Credential helpers (credsStore, credHelpers)
-// are not consulted.
+// write on `login`: `auths` entries holding base64 "user:password", or the credential helper the file names
+// (`credHelpers` per host, `credsStore` for all), asked as docker asks it: `docker-credential-<name> get`.
+import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -40,7 +41,14 @@ async function fromAuthFile(file, host) {
   } catch {
     return null;
   }
-  const auths = config && typeof config === "object" ? config.auths : undefined;
+  if (!config || typeof config !== "object") return null;
+  // docker's order: the host's own helper, else the store for all hosts, else the file's own entries.
+  const helper = config.credHelpers?.[host] ?? config.credsStore;
+  if (typeof helper === "string" && helper !== "") {
+    const found = await fromHelper(helper, host);
+    if (found || config.credHelpers?.[host]) return found;
+  }
+  const auths = config.auths;
   if (!auths || typeof auths !== "object") return null;
   for (const [key, entry] of Object.entries(auths)) {
     const keyHost = key.replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "");
@@ -49,6 +57,38 @@ async function fromAuthFile(file, host) {
     if (decoded.includes(":")) return parseCredentials(decoded);
   }
   return null;
+}
+
+/**
+ * Asks a credential helper for the host's credentials (the server URL on stdin, `{Username, Secret}` on stdout).
+ * A helper that has none, or cannot run, gives none; one that is missing is named on stderr.
+ * @param {string} name the helper's suffix: "pass" runs docker-credential-pass
+ * @param {string} host host[:port]
+ * @returns {Promise<Credentials | null>}
+ */
+function fromHelper(name, host) {
+  return new Promise((resolve) => {
+    const command = `docker-credential-${name}`;
+    const child = spawn(command, ["get"], { stdio: ["pipe", "pipe", "ignore"], timeout: 30_000 });
+    /** @type {Buffer[]} */
+    const chunks = [];
+    child.stdout.on("data", (chunk) => chunks.push(chunk));
+    child.on("error", (error) => {
+      process.stderr.write(`credential helper ${command} could not run: ${error.message}\n`);
+      resolve(null);
+    });
+    child.on("close", (code) => {
+      if (code !== 0) return resolve(null);
+      try {
+        const { Username, Secret } = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        // "<token>" marks an identity token, which stands in for a password here too.
+        resolve(typeof Secret === "string" && Secret !== "" ? { username: Username && Username !== "<token>" ? Username : "token", password: Secret } : null);
+      } catch {
+        resolve(null);
+      }
+    });
+    child.stdin.end(host);
+  });
 }
 
 /**

@@ -246,6 +246,28 @@ describe("push from an OCI layout", () => {
     expect(pulled.manifest.equals(image.manifestBytes)).toBe(true);
   });
 
+  it("takes the credentials from the docker credential helper the config names (docker-credential-pass)", async () => {
+    // A real helper with a real store: pass, encrypting with a GnuPG key made for this test.
+    const gnupg = join(work, "gnupg");
+    await mkdir(gnupg, { recursive: true, mode: 0o700 });
+    const helperEnv = { PATH: process.env.PATH, HOME: work, GNUPGHOME: gnupg, PASSWORD_STORE_DIR: join(work, "password-store") };
+    await mustRun("gpg", ["--batch", "--passphrase", "", "--quick-gen-key", "ci@registry.test", "default", "default", "never"], { env: helperEnv });
+    await mustRun("pass", ["init", "ci@registry.test"], { env: helperEnv });
+    await mustRun("docker-credential-pass", ["store"], { env: helperEnv, input: JSON.stringify({ ServerURL: proxy.host, Username: "ci", Secret: token }) });
+    const dockerConfig = join(work, "docker-config-helper");
+    await mkdir(dockerConfig, { recursive: true });
+    await writeFile(join(dockerConfig, "config.json"), JSON.stringify({ credsStore: "pass", auths: { [proxy.host]: {} } }));
+
+    const summary = await mustPush([`oci:${layout}:v1`, `${proxy.url}/team/app:helper`], { ...cliEnv({ DOCKER_CONFIG: dockerConfig }), ...helperEnv });
+    expect(summary.digest).toBe(image.manifest.digest);
+
+    // A helper named for this host that is not installed is named, and the push is refused for want of credentials.
+    await writeFile(join(dockerConfig, "config.json"), JSON.stringify({ credHelpers: { [proxy.host]: "not-installed" } }));
+    const refused = await push([layout, `${proxy.url}/team/app:helper`], { ...cliEnv({ DOCKER_CONFIG: dockerConfig }), ...helperEnv });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("docker-credential-not-installed could not run");
+  });
+
   it("is refused without credentials, saying why", async () => {
     const refused = await push([layout, `${proxy.url}/team/app:anonymous`], cliEnv());
     expect(refused.code).toBe(1);
