@@ -18,7 +18,9 @@ export function edgeCached(kind: "blobs" | "manifests"): MiddlewareHandler<AppEn
   return async (c, next) => {
     const reference = kind === "blobs" ? c.req.param("digest") : c.req.param("reference");
     const { config } = c.var.registry;
-    if (c.req.method !== "GET" || !reference || config.EDGE_CACHE_MAX_BYTES === 0) return next();
+    // A HEAD is answered from a cached GET's headers (it is never what fills the cache).
+    const head = c.req.method === "HEAD";
+    if ((c.req.method !== "GET" && !head) || !reference || config.EDGE_CACHE_MAX_BYTES === 0) return next();
     const byDigest = reference.includes(":");
     if (!byDigest && config.TAG_CACHE_SECONDS === 0) return next();
     const repository = parseRepositoryName(c.req.param("name") ?? "");
@@ -30,12 +32,14 @@ export function edgeCached(kind: "blobs" | "manifests"): MiddlewareHandler<AppEn
     const lookup = new Request(key, { headers: pick(c.req.raw.headers, ["Range", "If-None-Match"]) });
     const hit = await cache.match(lookup);
     if (hit) {
-      const response = new Response(hit.body, hit);
+      if (head) await hit.body?.cancel();
+      const response = new Response(head ? null : hit.body, hit);
       response.headers.set("Cache-Control", `${visibility}, ${lifetime}, no-transform`);
       response.headers.set("X-Edge-Cache", "hit");
       return response;
     }
     await next();
+    if (head) return;
     const response = c.res;
     const length = Number(response.headers.get("Content-Length"));
     if (response.status >= 300 || response.headers.has("X-Mirror-Status")) return;

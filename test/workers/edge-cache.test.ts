@@ -20,9 +20,9 @@ function countingEnv(vars: Record<string, string> = {}) {
   return { env: { ...env, ...vars, DB: counted(env.DB, "DB"), BLOBS: counted(env.BLOBS, "BLOBS") }, calls };
 }
 
-async function get(testEnv: object, path: string, headers: Record<string, string> = {}) {
+async function get(testEnv: object, path: string, headers: Record<string, string> = {}, method = "GET") {
   const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, { headers }), testEnv as typeof env, ctx);
+  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, { method, headers }), testEnv as typeof env, ctx);
   const body = new Uint8Array(await response.arrayBuffer());
   await waitOnExecutionContext(ctx);
   return { response, body };
@@ -50,6 +50,12 @@ describe("edge cache for content addressed by digest", () => {
     expect(partial.body).toEqual(bytes.slice(10, 20));
     const unchanged = await get(testEnv, `/v2/cache/app/blobs/${digest}`, { "If-None-Match": `"${digest}"` });
     expect(unchanged.response.status).toBe(304);
+    const head = await get(testEnv, `/v2/cache/app/blobs/${digest}`, {}, "HEAD");
+    expect(head.response.status).toBe(200);
+    expect(head.response.headers.get("X-Edge-Cache")).toBe("hit");
+    expect(head.response.headers.get("Content-Length")).toBe("50000");
+    expect(head.response.headers.get("Docker-Content-Digest")).toBe(digest);
+    expect(head.body.byteLength).toBe(0);
     expect(calls).toEqual({ DB: 0, BLOBS: 0 });
 
     // A delete drops the cached copy: the blob is gone from this repository.
@@ -67,6 +73,10 @@ describe("edge cache for content addressed by digest", () => {
     expect(hit.response.headers.get("X-Edge-Cache")).toBe("hit");
     expect(hit.response.headers.get("Content-Type")).toBe("application/vnd.oci.image.manifest.v1+json");
     expect(await sha256(hit.body)).toBe(digest);
+    const head = await get(testEnv, `/v2/cache/manifests/manifests/${digest}`, {}, "HEAD");
+    expect(head.response.headers.get("X-Edge-Cache")).toBe("hit");
+    expect(head.response.headers.get("Content-Length")).toBe(String(hit.body.byteLength));
+    expect(head.response.headers.get("Content-Type")).toBe("application/vnd.oci.image.manifest.v1+json");
     expect(calls).toEqual({ DB: 0, BLOBS: 0 });
     const byTag = await get(testEnv, "/v2/cache/manifests/manifests/latest");
     expect(byTag.response.headers.get("X-Edge-Cache")).toBeNull();
