@@ -1,4 +1,4 @@
-// npm run bench [-- --large] [-- --size=<MiB>]
+// npm run bench -- --only=uploads [--large] [--size=<MiB>]   (bench/index.ts lists every flag)
 //
 // Push and pull throughput of one large blob against `wrangler dev`, next to a bare Worker that only does
 // R2.put(key, request.body) and R2.get(key) in the same local runtime (bench/r2-baseline/); it also stores the blob as
@@ -6,20 +6,15 @@
 // its first request to its last response; peak RSS is the largest sum of the VmRSS of the workerd processes in
 // wrangler's process group, sampled every 50 ms during that push; CPU is the workerd processes' user+system time.
 // Prints a markdown table. 1 GiB by default, 5 GiB (less 5 MiB) with --large, --size=<MiB> for a quick run.
-import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { freePort, processGroupMembers, startRegistry } from "../test/e2e/harness.ts";
+import { cpus } from "node:os";
+import { startRegistry } from "../test/e2e/harness.ts";
 import { digestOfStream, pull, pushChunked, pushMonolithic, pushStreamed, send } from "../test/support/blob-transfer.ts";
 import { randomBytesStream } from "../test/support/oci-layout.ts";
+import { PeakRss, workerdUsage } from "./process-usage.ts";
+import { startReferenceWorker } from "./reference-worker.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const PROJECT = fileURLToPath(new URL("..", import.meta.url));
-const WRANGLER = join(PROJECT, "node_modules", ".bin", "wrangler");
 
 const args = process.argv.slice(2);
 const sizeArg = args.find((arg) => arg.startsWith("--size="));
@@ -28,32 +23,6 @@ const SIZE = sizeArg ? Number(sizeArg.slice("--size=".length)) * MiB : args.incl
 const CHUNK = 64 * MiB;
 // The registry's default UPLOAD_PART_BYTES, used for the bare multipart reference too.
 const PART = 16 * MiB;
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
-
-interface WorkerdUsage {
-  rssBytes: number;
-  cpuSeconds: number;
-}
-
-/** Resident memory and CPU time of the workerd processes in a process group, from /proc. */
-function workerdUsage(pgid: number): WorkerdUsage {
-  const ticks = 100; // USER_HZ on Linux
-  let rssBytes = 0;
-  let cpuSeconds = 0;
-  for (const pid of processGroupMembers(pgid)) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "workerd") continue;
-      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      rssBytes += Number(rss?.[1] ?? 0) * 1024;
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      cpuSeconds += (Number(fields[11]) + Number(fields[12])) / ticks; // utime, stime
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return { rssBytes, cpuSeconds };
-}
 
 interface Measurement {
   name: string;
@@ -64,76 +33,17 @@ interface Measurement {
 
 async function measure(name: string, pgid: number, work: () => Promise<unknown>): Promise<Measurement> {
   const before = workerdUsage(pgid);
-  let peak = before.rssBytes;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, workerdUsage(pgid).rssBytes);
-  }, 50);
+  const rss = new PeakRss(() => workerdUsage(pgid));
   const started = performance.now();
   try {
     await work();
   } finally {
-    clearInterval(sampler);
+    rss.stop();
   }
   const seconds = (performance.now() - started) / 1000;
-  const after = workerdUsage(pgid);
-  peak = Math.max(peak, after.rssBytes);
-  const measurement = { name, seconds, peakRssBytes: peak, cpuSeconds: after.cpuSeconds - before.cpuSeconds };
-  console.error(`${name}: ${(SIZE / 1e6 / seconds).toFixed(0)} MB/s, peak RSS ${(peak / MiB).toFixed(0)} MiB`);
+  const measurement = { name, seconds, peakRssBytes: rss.peakBytes, cpuSeconds: workerdUsage(pgid).cpuSeconds - before.cpuSeconds };
+  console.error(`${name}: ${(SIZE / 1e6 / seconds).toFixed(0)} MB/s, peak RSS ${(rss.peakBytes / MiB).toFixed(0)} MiB`);
   return measurement;
-}
-
-/** The bare R2 Worker under `wrangler dev`, in its own process group and state directory. */
-async function startBaseline(): Promise<{ url: string; pgid: number; stop: () => Promise<void> }> {
-  const root = await mkdtemp(join(tmpdir(), "oci-bench-baseline-"));
-  const port = await freePort();
-  const child = spawn(
-    WRANGLER,
-    [
-      "dev",
-      "-c", join(PROJECT, "bench", "r2-baseline", "wrangler.toml"),
-      "--ip", "127.0.0.1",
-      "--port", String(port),
-      "--persist-to", join(root, "state"),
-      "--show-interactive-dev-session=false",
-    ],
-    {
-      cwd: PROJECT,
-      detached: true,
-      stdio: "ignore",
-      env: { ...process.env, NO_COLOR: "1", WRANGLER_SEND_METRICS: "false", WRANGLER_LOG_PATH: join(root, "logs") },
-    },
-  );
-  const pgid = child.pid!;
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    for (const signal of ["SIGTERM", "SIGKILL"] as const) {
-      try {
-        process.kill(-pgid, signal);
-      } catch {
-        // gone
-      }
-      for (let tries = 0; tries < 100 && processGroupMembers(pgid).length > 0; tries++) await sleep(100);
-    }
-    await rm(root, { recursive: true, force: true });
-  };
-  process.once("exit", () => {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  });
-  for (let tries = 0; tries < 360; tries++) {
-    try {
-      const reply = await send(`${url}/ping`, "GET");
-      if (reply.status === 404) return { url, pgid, stop };
-    } catch {
-      // not up yet
-    }
-    await sleep(250);
-  }
-  await stop();
-  throw new Error("the R2 baseline Worker did not come up");
 }
 
 const data = (seed: string) => randomBytesStream(`bench ${seed}`, SIZE, 1 * MiB);
@@ -152,7 +62,7 @@ interface Baseline {
 }
 
 async function benchBaseline(): Promise<Baseline> {
-  const baseline = await startBaseline();
+  const baseline = await startReferenceWorker("r2-baseline");
   try {
     const want = await digestOfStream(data("baseline"));
     const put = await measure("bare R2.put", baseline.pgid, async () => {
@@ -211,30 +121,32 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
-const started = Date.now();
-console.error(`blob: ${SIZE / MiB} MiB; ${cpus().length} cores; node ${process.version}`);
-const baseline = await benchBaseline();
-const registry = await benchRegistry();
-const mbps = (m: Measurement) => SIZE / 1e6 / m.seconds;
-const mib = (bytes: number) => (bytes / MiB).toFixed(0);
-// Pushes compare with the bare put; a pull with the bare get of an object of the same shape (single or multipart).
-const referenceOf = (m: Measurement) =>
-  m.name.includes("parts") ? baseline.multipartGet : m.name.startsWith("pull") ? baseline.get : baseline.put;
+export async function benchUploads(): Promise<void> {
+  const started = Date.now();
+  console.error(`blob: ${SIZE / MiB} MiB; ${cpus().length} cores; node ${process.version}`);
+  const baseline = await benchBaseline();
+  const registry = await benchRegistry();
+  const mbps = (m: Measurement) => SIZE / 1e6 / m.seconds;
+  const mib = (bytes: number) => (bytes / MiB).toFixed(0);
+  // Pushes compare with the bare put; a pull with the bare get of an object of the same shape (single or multipart).
+  const referenceOf = (m: Measurement) =>
+    m.name.includes("parts") ? baseline.multipartGet : m.name.startsWith("pull") ? baseline.get : baseline.put;
 
-const lines = [
-  `Blob ${SIZE / MiB} MiB, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), node ${process.version}, wrangler dev (local R2, D1, Durable Objects)`,
-  "",
-  row(["measurement", "MB/s", "vs bare", "peak workerd RSS (MiB)", "workerd CPU (s)", "time (s)"]),
-  row(["---", "---:", "---:", "---:", "---:", "---:"]),
-];
-for (const m of [baseline.put, baseline.get, baseline.multipartPut, baseline.multipartGet]) {
-  const ratio = m === baseline.multipartPut ? mbps(m) / mbps(baseline.put) : 1;
-  lines.push(row([m.name, mbps(m).toFixed(0), ratio.toFixed(2), mib(m.peakRssBytes), m.cpuSeconds.toFixed(1), m.seconds.toFixed(1)]));
+  const lines = [
+    `Blob ${SIZE / MiB} MiB, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), node ${process.version}, wrangler dev (local R2, D1, Durable Objects)`,
+    "",
+    row(["measurement", "MB/s", "vs bare", "peak workerd RSS (MiB)", "workerd CPU (s)", "time (s)"]),
+    row(["---", "---:", "---:", "---:", "---:", "---:"]),
+  ];
+  for (const m of [baseline.put, baseline.get, baseline.multipartPut, baseline.multipartGet]) {
+    const ratio = m === baseline.multipartPut ? mbps(m) / mbps(baseline.put) : 1;
+    lines.push(row([m.name, mbps(m).toFixed(0), ratio.toFixed(2), mib(m.peakRssBytes), m.cpuSeconds.toFixed(1), m.seconds.toFixed(1)]));
+  }
+  for (const m of registry) {
+    lines.push(
+      row([m.name, mbps(m).toFixed(0), (mbps(m) / mbps(referenceOf(m))).toFixed(2), mib(m.peakRssBytes), m.cpuSeconds.toFixed(1), m.seconds.toFixed(1)]),
+    );
+  }
+  console.log(lines.join("\n"));
+  console.error(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
-for (const m of registry) {
-  lines.push(
-    row([m.name, mbps(m).toFixed(0), (mbps(m) / mbps(referenceOf(m))).toFixed(2), mib(m.peakRssBytes), m.cpuSeconds.toFixed(1), m.seconds.toFixed(1)]),
-  );
-}
-console.log(lines.join("\n"));
-console.error(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
