@@ -11,9 +11,11 @@ import { blobs } from "./routes/blobs";
 import { catalog } from "./routes/catalog";
 import { manifests } from "./routes/manifests";
 import { referrers } from "./routes/referrers";
+import { search } from "./routes/search";
 import { tags } from "./routes/tags";
 import { token } from "./routes/token";
 import { uploads } from "./routes/uploads";
+import { ui } from "./ui/app";
 
 export const app = new Hono<AppEnv>();
 
@@ -27,6 +29,7 @@ app.use("*", async (c, next) => {
 });
 
 app.use("/v2/*", authenticate);
+app.use("/api/*", authenticate);
 
 app.route("/", token);
 app.route("/", admin);
@@ -38,6 +41,9 @@ app.route("/v2", blobs);
 app.route("/v2", manifests);
 app.route("/v2", tags);
 app.route("/v2", referrers);
+// Browsing: the search API and the web UI (which knows its visitor from a session cookie, see src/ui/session.ts).
+app.route("/", search);
+app.route("/", ui);
 
 app.notFound((c) => new RegistryError("UNSUPPORTED", { path: c.req.path.slice(0, 300) }, { status: 404, message: "no such endpoint" }).toResponse(c.req.method));
 

@@ -1,5 +1,6 @@
 // SQL for manifests, what they reference, tags, and the repositories that hold them.
 import type { Database } from "./database";
+import { SearchRecords } from "./search-records";
 
 export interface ManifestRecord {
   digest: string;
@@ -133,6 +134,8 @@ export class ManifestRecords {
            WHERE deleting_at IS NOT NULL AND digest IN (SELECT value FROM json_each(?3)) AND ${stored}`,
         )
         .bind(manifest.repository, manifest.digest, blobs),
+      // Size and platforms for listings (web UI, /api).
+      new SearchRecords(this.db).summarize(manifest.repository, manifest.digest),
     ];
     if (tag !== null) {
       statements.push(
@@ -143,6 +146,7 @@ export class ManifestRecords {
              WHERE ?5 = 0`,
           )
           .bind(manifest.repository, manifest.digest, tag, now, options.immutableTag ? 1 : 0),
+        ...new SearchRecords(this.db).refresh(manifest.repository),
       );
     }
     statements.push(this.db.prepare(`SELECT ${stored} AS stored`).bind(manifest.repository, manifest.digest));
@@ -152,10 +156,13 @@ export class ManifestRecords {
 
   /** Deletes a manifest, its references and every tag pointing at it. */
   async delete(repository: string, digest: string): Promise<boolean> {
+    const search = new SearchRecords(this.db);
     const [, , deleted] = await this.db.batch([
       this.db.prepare("DELETE FROM tags WHERE repository = ? AND digest = ?").bind(repository, digest),
       this.db.prepare("DELETE FROM manifest_references WHERE repository = ? AND manifest = ?").bind(repository, digest),
       this.db.prepare("DELETE FROM manifests WHERE repository = ? AND digest = ?").bind(repository, digest),
+      search.forget(repository, digest),
+      ...search.refresh(repository),
     ]);
     return (deleted?.meta.changes ?? 0) > 0;
   }
@@ -169,11 +176,11 @@ export class ManifestRecords {
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
-    const result = await this.db
-      .prepare("DELETE FROM tags WHERE repository = ? AND name = ?")
-      .bind(repository, tag)
-      .run();
-    return result.meta.changes > 0;
+    const [result] = await this.db.batch([
+      this.db.prepare("DELETE FROM tags WHERE repository = ? AND name = ?").bind(repository, tag),
+      ...new SearchRecords(this.db).refresh(repository),
+    ]);
+    return (result?.meta.changes ?? 0) > 0;
   }
 
   /** Tags in lexical (byte) order, after `last`, at most `limit`. */

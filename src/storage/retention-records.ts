@@ -1,4 +1,5 @@
 // SQL for retention rules. Deletions re-check, in the statement itself, that nothing points at what they delete.
+import { SearchRecords } from "./search-records";
 
 // Untagged, and no index of its repository lists it.
 const UNPOINTED = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest)
@@ -31,11 +32,11 @@ export class RetentionRecords {
 
   /** Deletes the tag only if it still points where it did when it was chosen. */
   async deleteTag(repository: string, tag: string, digest: string): Promise<boolean> {
-    const result = await this.db
-      .prepare("DELETE FROM tags WHERE repository = ? AND name = ? AND digest = ?")
-      .bind(repository, tag, digest)
-      .run();
-    return result.meta.changes > 0;
+    const [result] = await this.db.batch([
+      this.db.prepare("DELETE FROM tags WHERE repository = ? AND name = ? AND digest = ?").bind(repository, tag, digest),
+      ...new SearchRecords(this.db).refresh(repository),
+    ]);
+    return (result?.meta.changes ?? 0) > 0;
   }
 
   async untaggedManifests(pattern: string, olderThan: number, deleteReferrers: boolean, limit: number) {
@@ -57,6 +58,7 @@ export class RetentionRecords {
       this.db
         .prepare(`DELETE FROM manifests AS m WHERE m.repository = ?1 AND m.digest = ?4 AND ${UNPOINTED} AND ${EXPIRED}`)
         .bind(repository, olderThan, deleteReferrers ? 1 : 0, digest),
+      new SearchRecords(this.db).forget(repository, digest),
     ]);
     return (deleted?.meta.changes ?? 0) > 0;
   }

@@ -1,0 +1,63 @@
+import { Hono, type Context } from "hono";
+import { requires } from "../auth/middleware";
+import type { AppEnv } from "../context";
+import { parseRepositoryName } from "../references";
+import { IMAGE_CONFIG_MEDIA_TYPES } from "../search/image-config";
+import { normalizeQuery, SearchService } from "../search/search";
+import { parsePage } from "./pagination";
+
+// Pages are small: every item carries a few rows' worth of facts.
+const DEFAULT_PAGE = 25;
+const MAX_PAGE = 100;
+
+function pageSize(c: Context<AppEnv>): number {
+  if (c.req.query("n") === undefined) return DEFAULT_PAGE;
+  return Math.min(parsePage((name) => c.req.query(name)).limit, MAX_PAGE);
+}
+
+/** The Link header to the next page: the same request with the cursor moved on. */
+function linkNext(c: Context<AppEnv>, path: string, params: Record<string, string>, next: string | null): void {
+  if (next === null) return;
+  c.header("Link", `<${path}?${new URLSearchParams({ ...params, cursor: next })}>; rel="next"`);
+}
+
+const iso = (millis: number) => new Date(millis).toISOString();
+
+// Browsing API (README: "Web UI and search"): what the web UI shows, as JSON, for the same callers.
+export const search = new Hono<AppEnv>()
+  .get("/api/search", async (c) => {
+    const query = normalizeQuery(c.req.query("q"));
+    const limit = pageSize(c);
+    const page = await new SearchService(c.var.registry.db).repositories(query, c.var.access.pullPatterns, c.req.query("cursor"), limit);
+    linkNext(c, "/api/search", { q: query, n: String(limit) }, page.next);
+    return c.json({
+      query,
+      repositories: page.items.map((hit) => ({
+        name: hit.name,
+        match: hit.match,
+        description: hit.description,
+        tags: hit.tagCount,
+        latest: hit.latest && { tag: hit.latest.tag, digest: hit.latest.digest, pushedAt: iso(hit.latest.pushedAt) },
+      })),
+    });
+  })
+  .get("/api/repositories/:name{.+}/tags", requires("pull"), async (c) => {
+    const repository = parseRepositoryName(c.req.param("name"));
+    const limit = pageSize(c);
+    const page = await new SearchService(c.var.registry.db).tags(repository, c.req.query("cursor"), limit);
+    linkNext(c, `/api/repositories/${repository}/tags`, { n: String(limit) }, page.next);
+    return c.json({
+      name: repository,
+      tags: page.items.map((tag) => ({
+        name: tag.name,
+        digest: tag.digest,
+        mediaType: tag.mediaType,
+        // An image's row names its config's media type there; only artifacts have an artifactType.
+        artifactType: tag.artifactType !== null && IMAGE_CONFIG_MEDIA_TYPES.has(tag.artifactType) ? null : tag.artifactType,
+        pushedAt: iso(tag.pushedAt),
+        size: tag.size,
+        platforms: tag.platforms,
+        referrers: tag.referrers,
+      })),
+    });
+  });

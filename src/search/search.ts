@@ -1,0 +1,66 @@
+import { RegistryError } from "../errors";
+import type { RequestDatabase } from "../storage/database";
+import { MATCHES, SearchRecords, type Match, type RepositoryRecord, type TagRecord } from "../storage/search-records";
+import { decodeCursor, encodeCursor } from "./cursor";
+
+export interface RepositoryHit extends Omit<RepositoryRecord, "rank"> {
+  /** How the name or description matched the query; null when listing without one. */
+  match: Match | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** The cursor of the next page, null on the last. */
+  next: string | null;
+}
+
+const MAX_QUERY = 128;
+
+/** A search query as matched: trimmed, lowercase (repository names are), bounded. */
+export function normalizeQuery(query: string | undefined): string {
+  return (query ?? "").trim().toLowerCase().slice(0, MAX_QUERY);
+}
+
+/** Finding repositories and listing tags with what a person browsing wants to see. */
+export class SearchService {
+  constructor(private readonly db: RequestDatabase) {}
+
+  /**
+   * Repositories whose name or latest manifest's annotations contain the query: exact names first, then prefixes,
+   * substrings, and description matches; with patterns, only repositories matching one (the caller's pull rights).
+   * A listing may lag a push by the replication delay.
+   */
+  async repositories(query: string, patterns: string[] | null, cursor: string | undefined, limit: number): Promise<Page<RepositoryHit>> {
+    const found = await new SearchRecords(this.db.nearby).search(query, patterns, decodeCursor(cursor), limit + 1);
+    const items = found.slice(0, limit);
+    const last = items.at(-1);
+    return {
+      items: items.map(({ rank, ...record }) => ({ ...record, match: query === "" ? null : MATCHES[rank]! })),
+      next: found.length > limit && last ? encodeCursor({ key: last.rank, name: last.name }) : null,
+    };
+  }
+
+  async repository(name: string): Promise<RepositoryHit | null> {
+    const record = await new SearchRecords(this.db.current).repository(name);
+    if (!record) return null;
+    const { rank: _rank, ...rest } = record;
+    return { ...rest, match: null };
+  }
+
+  async tag(repository: string, name: string): Promise<TagRecord | null> {
+    return new SearchRecords(this.db.current).tag(repository, name);
+  }
+
+  /** A repository's tags, newest push first. */
+  async tags(repository: string, cursor: string | undefined, limit: number): Promise<Page<TagRecord>> {
+    const records = new SearchRecords(this.db.current);
+    const after = decodeCursor(cursor);
+    const found = await records.tags(repository, after, limit + 1);
+    if (found.length === 0 && after === null && !(await records.repository(repository))) {
+      throw new RegistryError("NAME_UNKNOWN", { repository });
+    }
+    const items = found.slice(0, limit);
+    const last = items.at(-1);
+    return { items, next: found.length > limit && last ? encodeCursor({ key: last.pushedAt, name: last.name }) : null };
+  }
+}

@@ -1,0 +1,216 @@
+// SQL for browsing and search: manifest summaries, repositories found by name or annotations, tags newest first.
+// The tables, and the views that define what their rows hold, are in migrations/0005_search.sql.
+import type { Database } from "./database";
+
+/** How a repository matched a search, best first. */
+export const MATCHES = ["exact", "prefix", "substring", "description"] as const;
+export type Match = (typeof MATCHES)[number];
+
+export interface RepositoryRecord {
+  name: string;
+  /** Index into MATCHES (0 for every repository when listing without a query). */
+  rank: number;
+  description: string | null;
+  /** The most recently pushed tag, null when the repository has none. */
+  latest: { tag: string; digest: string; pushedAt: number } | null;
+  tagCount: number;
+}
+
+export interface TagRecord {
+  name: string;
+  digest: string;
+  mediaType: string;
+  artifactType: string | null;
+  pushedAt: number;
+  /** Bytes of config and layers (an index: of all its manifests); null when unknown. */
+  size: number | null;
+  /** For an index: "os/arch[/variant]" of each image. */
+  platforms: string[];
+  /** Manifests whose subject this tag's manifest is (signatures, SBOMs, ...), counted per artifactType. */
+  referrers: { artifactType: string | null; count: number }[];
+}
+
+export interface ManifestSummary {
+  digest: string;
+  size: number | null;
+  platforms: string[];
+  createdAt: number;
+  subject: string | null;
+  artifactType: string | null;
+}
+
+/** A position in a ranked or time-ordered listing: the sort key and name of the last item shown. */
+export interface After {
+  key: number;
+  name: string;
+}
+
+interface RepositoryRow {
+  name: string;
+  rank: number;
+  description: string | null;
+  tag: string | null;
+  digest: string | null;
+  pushed_at: number | null;
+  tag_count: number;
+}
+
+interface TagRow {
+  name: string;
+  digest: string;
+  media_type: string;
+  artifact_type: string | null;
+  pushed_at: number;
+  content_size: number | null;
+  platforms: string | null;
+  referrers: string;
+}
+
+const toRepository = (row: RepositoryRow): RepositoryRecord => ({
+  name: row.name,
+  rank: row.rank,
+  description: row.description,
+  latest: row.tag !== null ? { tag: row.tag, digest: row.digest!, pushedAt: row.pushed_at! } : null,
+  tagCount: row.tag_count,
+});
+
+const toTag = (row: TagRow): TagRecord => ({
+  name: row.name,
+  digest: row.digest,
+  mediaType: row.media_type,
+  artifactType: row.artifact_type,
+  pushedAt: row.pushed_at,
+  size: row.content_size,
+  platforms: row.platforms ? (JSON.parse(row.platforms) as string[]) : [],
+  referrers: JSON.parse(row.referrers) as TagRecord["referrers"],
+});
+
+// Ranks a repository for query ?1 (lowercase): its name is the query, or ends with "/" and the query (0); starts
+// with it, or a path component does (1); contains it (2); its latest manifest's annotations contain it (3).
+const RANK = `CASE
+  WHEN ?1 = '' THEN 0
+  WHEN r.name = ?1 OR substr(r.name, -length(?1) - 1) = '/' || ?1 THEN 0
+  WHEN substr(r.name, 1, length(?1)) = ?1 OR instr(r.name, '/' || ?1) > 0 THEN 1
+  WHEN instr(r.name, ?1) > 0 THEN 2
+  WHEN instr(s.search_text, ?1) > 0 THEN 3
+END`;
+
+const TAG_COLUMNS = `t.name, t.digest, m.media_type, m.artifact_type, t.updated_at AS pushed_at, s.content_size, s.platforms,
+  (SELECT json_group_array(json_object('artifactType', g.artifact_type, 'count', g.n)) FROM (
+     SELECT x.artifact_type, COUNT(*) AS n FROM manifests x WHERE x.repository = t.repository AND x.subject = t.digest
+     GROUP BY x.artifact_type ORDER BY x.artifact_type) g) AS referrers
+  FROM tags t
+  JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
+  LEFT JOIN manifest_summaries s ON s.repository = t.repository AND s.digest = t.digest`;
+
+export class SearchRecords {
+  constructor(private readonly db: Database) {}
+
+  // The statements below go into the batches that store manifests and move or delete tags (ManifestRecords,
+  // RetentionRecords), so that summaries and the search index change in the same transaction as what they describe.
+
+  /** Records the summary of a manifest just stored (nothing when it was not). */
+  summarize(repository: string, digest: string): D1PreparedStatement {
+    return this.db
+      .prepare("INSERT OR REPLACE INTO manifest_summaries SELECT * FROM manifest_facts WHERE repository = ?1 AND digest = ?2")
+      .bind(repository, digest);
+  }
+
+  /** Drops the summary of a manifest once it is deleted (nothing while it exists). */
+  forget(repository: string, digest: string): D1PreparedStatement {
+    return this.db
+      .prepare(
+        `DELETE FROM manifest_summaries WHERE repository = ?1 AND digest = ?2
+           AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)`,
+      )
+      .bind(repository, digest);
+  }
+
+  /** Brings a repository's search row in line with its tags: after any statement that adds, moves or deletes one. */
+  refresh(repository: string): D1PreparedStatement[] {
+    return [
+      this.db.prepare("DELETE FROM repository_search WHERE repository = ?").bind(repository),
+      this.db.prepare("INSERT INTO repository_search SELECT * FROM repository_latest WHERE repository = ?").bind(repository),
+    ];
+  }
+
+  /**
+   * Repositories matching `query` (lowercase; empty matches all), best match first then by name, after `after`
+   * (rank and name of the last one shown); with patterns (GLOB, `*` only), only those matching one of them.
+   */
+  async search(query: string, patterns: string[] | null, after: After | null, limit: number): Promise<RepositoryRecord[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT f.*, (SELECT COUNT(*) FROM tags t WHERE t.repository = f.name) AS tag_count FROM (
+           SELECT * FROM (
+             SELECT r.name, ${RANK} AS rank, s.description, s.tag, s.digest, s.pushed_at
+             FROM repositories r LEFT JOIN repository_search s ON s.repository = r.name
+             WHERE ?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(?2) p WHERE r.name GLOB p.value))
+           WHERE rank IS NOT NULL AND (rank > ?3 OR (rank = ?3 AND name > ?4))
+           ORDER BY rank, name LIMIT ?5) f
+         ORDER BY f.rank, f.name`,
+      )
+      .bind(query, patterns === null ? null : JSON.stringify(patterns), after?.key ?? -1, after?.name ?? "", limit)
+      .all<RepositoryRow>();
+    return results.map(toRepository);
+  }
+
+  async repository(name: string): Promise<RepositoryRecord | null> {
+    const row = await this.db
+      .prepare(
+        `SELECT r.name, 0 AS rank, s.description, s.tag, s.digest, s.pushed_at,
+           (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tag_count
+         FROM repositories r LEFT JOIN repository_search s ON s.repository = r.name WHERE r.name = ?`,
+      )
+      .bind(name)
+      .first<RepositoryRow>();
+    return row ? toRepository(row) : null;
+  }
+
+  /** Tags newest first (by push), after `after` (push time and name of the last one shown). */
+  async tags(repository: string, after: After | null, limit: number): Promise<TagRecord[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT ${TAG_COLUMNS}
+         WHERE t.repository = ?1 AND (?2 IS NULL OR t.updated_at < ?2 OR (t.updated_at = ?2 AND t.name < ?3))
+         ORDER BY t.updated_at DESC, t.name DESC LIMIT ?4`,
+      )
+      .bind(repository, after?.key ?? null, after?.name ?? "", limit)
+      .all<TagRow>();
+    return results.map(toTag);
+  }
+
+  async tag(repository: string, name: string): Promise<TagRecord | null> {
+    const row = await this.db
+      .prepare(`SELECT ${TAG_COLUMNS} WHERE t.repository = ?1 AND t.name = ?2`)
+      .bind(repository, name)
+      .first<TagRow>();
+    return row ? toTag(row) : null;
+  }
+
+  /** Summaries of the given manifests of a repository (those stored), for an index's images or one manifest. */
+  async summaries(repository: string, digests: string[]): Promise<Map<string, ManifestSummary>> {
+    if (digests.length === 0) return new Map();
+    const { results } = await this.db
+      .prepare(
+        `SELECT m.digest, s.content_size, s.platforms, m.created_at, m.subject, m.artifact_type FROM manifests m
+         LEFT JOIN manifest_summaries s ON s.repository = m.repository AND s.digest = m.digest
+         WHERE m.repository = ?1 AND m.digest IN (SELECT value FROM json_each(?2))`,
+      )
+      .bind(repository, JSON.stringify(digests))
+      .all<{ digest: string; content_size: number | null; platforms: string | null; created_at: number; subject: string | null; artifact_type: string | null }>();
+    return new Map(
+      results.map((row) => [
+        row.digest,
+        {
+          digest: row.digest,
+          size: row.content_size,
+          platforms: row.platforms ? (JSON.parse(row.platforms) as string[]) : [],
+          createdAt: row.created_at,
+          subject: row.subject,
+          artifactType: row.artifact_type,
+        },
+      ]),
+    );
+  }
+}

@@ -1,0 +1,154 @@
+import { Hono, type Context } from "hono";
+import { scopedAccess } from "../auth/access";
+import { authenticateBasic } from "../auth/middleware";
+import { patternMatches } from "../auth/scopes";
+import { purgeEdgeCache } from "../cache/edge";
+import { ConfigError } from "../config";
+import type { AppEnv } from "../context";
+import { RegistryError } from "../errors";
+import { mirrorFor } from "../mirror/config";
+import { readOnly } from "../mirror/manifests";
+import { parseDigest, parseRepositoryName, parseTag } from "../references";
+import { describeManifest } from "../search/details";
+import { normalizeQuery, SearchService } from "../search/search";
+import { HomePage } from "./home";
+import { ErrorPage, page } from "./layout";
+import { LoginPage } from "./login";
+import { DeleteTagPage, ManifestPage } from "./manifest";
+import { RepositoryPage } from "./repository";
+import { endSession, sameOrigin, startSession, visitor } from "./session";
+
+const REPOSITORIES_PER_PAGE = 30;
+const TAGS_PER_PAGE = 50;
+
+const host = (c: Context<AppEnv>) => new URL(c.req.url).host;
+
+/** What the visitor may not pull is answered as absent, never as forbidden: names of private repositories stay private. */
+function pullable(c: Context<AppEnv>): string {
+  const repository = parseRepositoryName(c.req.param("name") ?? "");
+  if (!c.var.access.allows(repository, "pull")) throw new RegistryError("NAME_UNKNOWN", { repository });
+  return repository;
+}
+
+/** Whether to offer deleting tags: allowed, not a mirror, not immutable (the delete itself checks again). */
+function deletable(c: Context<AppEnv>, repository: string): boolean {
+  const { config } = c.var.registry;
+  return (
+    c.var.access.allows(repository, "delete") &&
+    mirrorFor(config.MIRRORS, repository) === null &&
+    !config.IMMUTABLE_TAGS.some((pattern) => patternMatches(pattern, repository))
+  );
+}
+
+function requireDelete(c: Context<AppEnv>, repository: string): void {
+  if (mirrorFor(c.var.registry.config.MIRRORS, repository)) throw readOnly();
+  if (!c.var.access.allows(repository, "delete")) {
+    throw new RegistryError("DENIED", { repository }, { message: `You may not delete tags of ${repository}.` });
+  }
+}
+
+/** Where to go after logging in: a path of this site only. */
+function safeNext(next: unknown): string {
+  // Printable ASCII only: browsers drop tabs and newlines, which would turn "/\t/host" into "//host".
+  return typeof next === "string" && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) ? next : "/";
+}
+
+// The web UI (README: "Web UI and search"): server-rendered pages over the same services and access rules as the API.
+// Middleware is attached per route: `use("*")` here would run for every path of the Worker once mounted at "/".
+export const ui = new Hono<AppEnv>()
+  .get("/", visitor, async (c) => {
+    const query = normalizeQuery(c.req.query("q"));
+    const results = await new SearchService(c.var.registry.db).repositories(query, c.var.access.pullPatterns, c.req.query("cursor"), REPOSITORIES_PER_PAGE);
+    return page(
+      c,
+      { title: query ? `“${query}”` : "Repositories", query },
+      <HomePage query={query} results={results} publicOnly={c.var.access.via === "none"} />,
+    );
+  })
+  .get("/login", visitor, (c) =>
+    page(c, { title: "Log in" }, <LoginPage next={safeNext(c.req.query("next"))} error={null} open={c.var.registry.config.AUTH_MODE === "open"} />),
+  )
+  .post("/login", visitor, sameOrigin, async (c) => {
+    const form = await c.req.parseBody();
+    const next = safeNext(form.next);
+    if (c.var.registry.config.AUTH_MODE === "open") return c.redirect(next, 303);
+    const token = typeof form.token === "string" ? form.token.trim() : "";
+    // Checked like a password on the registry API: same verification, same failure counting and limit.
+    const password = /^[\x21-\x7e]{1,512}$/.test(token) ? token : "invalid";
+    try {
+      await startSession(c, await authenticateBasic(c, `Basic ${btoa(`web:${password}`)}`), password);
+    } catch (error) {
+      if (!(error instanceof RegistryError) || (error.code !== "UNAUTHORIZED" && error.code !== "TOOMANYREQUESTS")) throw error;
+      const message = error.code === "UNAUTHORIZED" ? "That access token is not valid (wrong, expired or revoked)." : "Too many failed attempts: wait a minute.";
+      return page(c, { title: "Log in", status: error.code === "UNAUTHORIZED" ? 401 : 429 }, <LoginPage next={next} error={message} open={false} />);
+    }
+    return c.redirect(next, 303);
+  })
+  .post("/logout", visitor, sameOrigin, (c) => {
+    endSession(c);
+    return c.redirect("/", 303);
+  })
+  .get("/r/:name{.+}/-/tags/:tag/delete", visitor, async (c) => {
+    const repository = pullable(c);
+    const tag = parseTag(c.req.param("tag"));
+    requireDelete(c, repository);
+    const found = await new SearchService(c.var.registry.db).tag(repository, tag);
+    if (!found) throw new RegistryError("MANIFEST_UNKNOWN", { repository, tag });
+    return page(c, { title: `Delete ${repository}:${tag}` }, <DeleteTagPage repository={repository} tag={tag} digest={found.digest} />);
+  })
+  .post("/r/:name{.+}/-/tags/:tag/delete", visitor, sameOrigin, async (c) => {
+    const repository = pullable(c);
+    const tag = parseTag(c.req.param("tag"));
+    requireDelete(c, repository);
+    // The API's own semantics: the tag only, and an immutable tag is refused (IMMUTABLE_TAGS).
+    await c.var.registry.manifests.delete(repository, tag);
+    await purgeEdgeCache(repository, "manifests", tag);
+    return c.redirect(`/r/${repository}?${new URLSearchParams({ deleted: tag })}`, 303);
+  })
+  .get("/r/:name{.+}/-/tags/:tag", visitor, async (c) => {
+    const repository = pullable(c);
+    const details = await describeManifest(c.var.registry, repository, parseTag(c.req.param("tag")));
+    return page(c, { title: `${repository}:${details.tag}` }, <ManifestPage details={details} host={host(c)} canDelete={deletable(c, repository)} />);
+  })
+  .get("/r/:name{.+}/-/manifests/:digest", visitor, async (c) => {
+    const repository = pullable(c);
+    const details = await describeManifest(c.var.registry, repository, parseDigest(c.req.param("digest")).digest);
+    return page(c, { title: `${repository}@${details.digest.slice(0, 19)}` }, <ManifestPage details={details} host={host(c)} canDelete={false} />);
+  })
+  .get("/r/:name{.+}", visitor, async (c) => {
+    const repository = pullable(c);
+    const search = new SearchService(c.var.registry.db);
+    const found = await search.repository(repository);
+    if (!found) throw new RegistryError("NAME_UNKNOWN", { repository });
+    const cursor = c.req.query("cursor") ?? null;
+    const tags = await search.tags(repository, cursor ?? undefined, TAGS_PER_PAGE);
+    // Said only when true: a link cannot make the page claim that an existing tag was deleted.
+    const deleted = c.req.query("deleted");
+    const confirmed = deleted !== undefined && /^[\w][\w.-]{0,127}$/.test(deleted) && !(await search.tag(repository, deleted)) ? deleted : null;
+    return page(
+      c,
+      { title: repository },
+      <RepositoryPage repository={found} tags={tags} host={host(c)} deleted={confirmed} cursor={cursor} />,
+    );
+  })
+  .onError((error, c) => {
+    // An error before the visitor was known (a bad configuration) still gets a page, as an anonymous one.
+    if (!c.var.access) c.set("access", scopedAccess("anonymous", "none", []));
+    const { status, title, message } = describeError(error);
+    const loginHint = status === 404 && c.var.access.via === "none";
+    return page(c, { title, status }, <ErrorPage title={title} message={message} loginHint={loginHint} path={c.req.path} />);
+  });
+
+const NOT_FOUND = new Set(["NAME_UNKNOWN", "NAME_INVALID", "MANIFEST_UNKNOWN", "TAG_INVALID", "DIGEST_INVALID", "BLOB_UNKNOWN"]);
+
+function describeError(error: Error): { status: 400 | 403 | 404 | 429 | 500; title: string; message: string } {
+  if (error instanceof RegistryError) {
+    if (NOT_FOUND.has(error.code)) return { status: 404, title: "Not found", message: "There is no such repository, tag or manifest, or you may not see it." };
+    if (error.code === "DENIED" || error.code === "UNAUTHORIZED") return { status: 403, title: "Not allowed", message: error.message };
+    if (error.code === "TOOMANYREQUESTS") return { status: 429, title: "Too many requests", message: error.message };
+    if (error.status === 400) return { status: 400, title: "Bad request", message: error.message };
+  }
+  if (error instanceof ConfigError) console.error(error.message);
+  else console.error("web UI error", error);
+  return { status: 500, title: "Something went wrong", message: "The registry could not show this page. Try again, or look at the Worker's logs." };
+}
