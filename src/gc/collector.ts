@@ -26,7 +26,7 @@ export interface GcReport {
   more: boolean;
 }
 
-const ORPHAN_PREFIXES = ["blobs/", "uploads/"];
+const ORPHAN_PREFIXES = ["blobs/", "uploads/", "manifests/"];
 
 /**
  * Mark and sweep, in two passes a grace window apart. A blob that no manifest references and nothing linked
@@ -34,7 +34,8 @@ const ORPHAN_PREFIXES = ["blobs/", "uploads/"];
  * not linked since the mark. Pushing a manifest that references a marked blob, re-linking it (upload, mount) or
  * deduplicating onto it clears the mark; a blob already deleted cannot be referenced (the manifest insert checks the
  * row in the same transaction) and its key is never reused. Objects in R2 that no row names (an upload that died
- * between storing bytes and recording them) are deleted once older than the grace window.
+ * between storing bytes and recording them, the body of a deleted manifest too large for D1) are deleted once older
+ * than the grace window.
  */
 export class GarbageCollector {
   private readonly records: GcRecords;

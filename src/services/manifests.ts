@@ -43,8 +43,9 @@ export class ManifestService {
 
   private async bodyOf(record: ManifestRecord): Promise<BodyInit> {
     if (record.body !== null) return record.body;
-    const object = await this.env.BLOBS.get(manifestKey(parseDigest(record.digest)));
-    if (!object) throw new Error(`manifest ${record.digest} has no bytes in R2`);
+    const object = record.bodyKey ? await this.env.BLOBS.get(record.bodyKey) : null;
+    // A replica's row may be older than the manifest's delete (and the collection of its bytes).
+    if (!object) throw new RegistryError("MANIFEST_UNKNOWN", { digest: record.digest, reason: "deleted" });
     return object.body;
   }
 
@@ -101,8 +102,9 @@ export class ManifestService {
   ): Promise<{ digest: string; subject: string | null }> {
     const { manifest } = parsed;
     const inline = bytes.byteLength <= INLINE_MANIFEST_BYTES;
-    // Bytes first, then the metadata that points at them.
-    if (!inline) await this.env.BLOBS.put(manifestKey(parseDigest(digest)), bytes);
+    // Bytes first, then the metadata that points at them (a row that is not written leaves an orphan for the GC).
+    const bodyKey = inline ? null : manifestKey(parseDigest(digest));
+    if (bodyKey) await this.env.BLOBS.put(bodyKey, bytes);
     const subject = manifest.subject?.digest ?? null;
     const stored = await this.records.put(
       {
@@ -111,6 +113,7 @@ export class ManifestService {
         mediaType,
         size: bytes.byteLength,
         body: inline ? text : null,
+        bodyKey,
         subject,
         artifactType: manifest.artifactType ?? (parsed.kind === "image" ? parsed.manifest.config.mediaType : null),
         annotations: manifest.annotations ?? null,

@@ -98,14 +98,17 @@ export class GcRecords {
     return result.meta.changes;
   }
 
-  /** Of these R2 keys, those a blob row points to. */
+  /** Of these R2 keys, those a blob row or a manifest row (a body too large for D1) points to. */
   async referencedKeys(keys: string[]): Promise<Set<string>> {
     if (keys.length === 0) return new Set();
     const { results } = await this.db
-      .prepare("SELECT object_key FROM blobs WHERE object_key IN (SELECT value FROM json_each(?))")
+      .prepare(
+        `SELECT object_key AS key FROM blobs WHERE object_key IN (SELECT value FROM json_each(?1))
+         UNION ALL SELECT body_key FROM manifests WHERE body_key IN (SELECT value FROM json_each(?1))`,
+      )
       .bind(JSON.stringify(keys))
-      .all<{ object_key: string }>();
-    return new Set(results.map((row) => row.object_key));
+      .all<{ key: string }>();
+    return new Set(results.map((row) => row.key));
   }
 
   async cursor(name: string): Promise<string | undefined> {

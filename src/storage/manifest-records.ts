@@ -6,8 +6,9 @@ export interface ManifestRecord {
   digest: string;
   mediaType: string;
   size: number;
-  /** The exact bytes pushed, when small enough to keep in D1; otherwise null and the bytes are in R2. */
+  /** The exact bytes pushed, when small enough to keep in D1; otherwise null and the bytes are in R2 at bodyKey. */
   body: string | null;
+  bodyKey: string | null;
 }
 
 export interface NewManifest extends ManifestRecord {
@@ -31,6 +32,7 @@ interface ManifestRow {
   media_type: string;
   size: number;
   body: string | null;
+  body_key: string | null;
 }
 
 const toRecord = (row: ManifestRow): ManifestRecord => ({
@@ -38,6 +40,7 @@ const toRecord = (row: ManifestRow): ManifestRecord => ({
   mediaType: row.media_type,
   size: row.size,
   body: row.body,
+  bodyKey: row.body_key,
 });
 
 export class ManifestRecords {
@@ -45,7 +48,7 @@ export class ManifestRecords {
 
   async find(repository: string, digest: string): Promise<ManifestRecord | null> {
     const row = await this.db
-      .prepare("SELECT digest, media_type, size, body FROM manifests WHERE repository = ? AND digest = ?")
+      .prepare("SELECT digest, media_type, size, body, body_key FROM manifests WHERE repository = ? AND digest = ?")
       .bind(repository, digest)
       .first<ManifestRow>();
     return row ? toRecord(row) : null;
@@ -54,7 +57,7 @@ export class ManifestRecords {
   async findByTag(repository: string, tag: string): Promise<ManifestRecord | null> {
     const row = await this.db
       .prepare(
-        `SELECT m.digest, m.media_type, m.size, m.body FROM tags t
+        `SELECT m.digest, m.media_type, m.size, m.body, m.body_key FROM tags t
          JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
          WHERE t.repository = ? AND t.name = ?`,
       )
@@ -104,8 +107,8 @@ export class ManifestRecords {
       this.db
         .prepare(
           `INSERT OR IGNORE INTO manifests
-             (repository, digest, media_type, size, body, subject, artifact_type, annotations, created_at)
-           SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+             (repository, digest, media_type, size, body, subject, artifact_type, annotations, created_at, body_key)
+           SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12
            WHERE ?10 = 1 OR NOT EXISTS (
              SELECT 1 FROM json_each(?11) b WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = b.value))`,
         )
@@ -121,6 +124,7 @@ export class ManifestRecords {
           now,
           options.blobsMayBeMissing ? 1 : 0,
           blobs,
+          manifest.bodyKey,
         ),
       this.db
         .prepare(

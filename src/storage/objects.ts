@@ -10,8 +10,9 @@ export function blobKey(digest: ParsedDigest): string {
   return `blobs/${digest.algorithm}/${digest.encoded}/${crypto.randomUUID()}`;
 }
 
+/** A fresh key for the bytes of a manifest too large for D1 (manifests.body_key names it, as for blobs). */
 export function manifestKey(digest: ParsedDigest): string {
-  return `manifests/${digest.algorithm}/${digest.encoded}`;
+  return `manifests/${digest.algorithm}/${digest.encoded}/${crypto.randomUUID()}`;
 }
 
 export function uploadObjectKey(uploadId: string): string {
