@@ -1,5 +1,5 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { ORIGIN, pushBlob, pushImage, pushManifest, randomBytes, sha256 } from "./helpers";
 
@@ -83,6 +83,42 @@ describe("edge cache for content addressed by digest", () => {
     expect(byTag.response.headers.get("Cache-Control")).toBe("no-cache");
   });
 
+  it("answers repeated small GETs, HEADs and conditional requests from the isolate's memory, without the Cache API", async () => {
+    const digest = await pushManifest("cache/memory", "v1", await pushImage("cache/memory"));
+    const { env: testEnv, calls } = countingEnv();
+    const first = await get(testEnv, `/v2/cache/memory/manifests/${digest}`);
+    expect(first.response.headers.get("X-Edge-Cache")).toBe("miss");
+    calls.DB = calls.BLOBS = 0;
+    const match = vi.spyOn(caches.default, "match");
+    try {
+      const again = await get(testEnv, `/v2/cache/memory/manifests/${digest}`);
+      expect(again.response.headers.get("X-Edge-Cache")).toBe("hit");
+      expect(again.response.headers.get("Content-Type")).toBe("application/vnd.oci.image.manifest.v1+json");
+      expect(again.response.headers.get("Cache-Control")).toBe("public, max-age=31536000, immutable, no-transform");
+      expect(again.body).toEqual(first.body);
+      const head = await get(testEnv, `/v2/cache/memory/manifests/${digest}`, {}, "HEAD");
+      expect(head.response.headers.get("Content-Length")).toBe(String(first.body.byteLength));
+      expect(head.body.byteLength).toBe(0);
+      const unchanged = await get(testEnv, `/v2/cache/memory/manifests/${digest}`, { "If-None-Match": `"${digest}"` });
+      expect(unchanged.response.status).toBe(304);
+      expect(match).not.toHaveBeenCalled();
+      // A range is the Cache API's to answer.
+      const partial = await get(testEnv, `/v2/cache/memory/manifests/${digest}`, { Range: "bytes=0-9" });
+      expect(partial.response.status).toBe(206);
+      expect(partial.body).toEqual(first.body.slice(0, 10));
+      expect(match).toHaveBeenCalledTimes(1);
+    } finally {
+      match.mockRestore();
+    }
+    expect(calls).toEqual({ DB: 0, BLOBS: 0 });
+
+    // A delete forgets the isolate's copy too.
+    const ctx = createExecutionContext();
+    expect((await worker.fetch(new Request(`${ORIGIN}/v2/cache/memory/manifests/${digest}`, { method: "DELETE" }), testEnv as typeof env, ctx)).status).toBe(202);
+    await waitOnExecutionContext(ctx);
+    expect((await get(testEnv, `/v2/cache/memory/manifests/${digest}`)).response.status).toBe(404);
+  });
+
   it("keeps manifests by tag for TAG_CACHE_SECONDS when set, and forgets a tag that moves here", async () => {
     const first = await pushManifest("cache/tagged", "latest", await pushImage("cache/tagged"));
     const { env: testEnv, calls } = countingEnv({ TAG_CACHE_SECONDS: "30" });
@@ -122,5 +158,26 @@ describe("edge cache for content addressed by digest", () => {
     expect((await get(testEnv, `/v2/cache/private/blobs/${digest}`, admin)).response.headers.get("X-Edge-Cache")).toBe("hit");
     expect((await get(testEnv, `/v2/cache/private/blobs/${digest}`)).response.status).toBe(401);
     expect((await get(testEnv, `/v2/cache/elsewhere/blobs/${digest}`, admin)).response.status).toBe(404);
+  });
+});
+
+describe("the isolate's memory cache", () => {
+  it("stays within its byte budget by evicting the least recently used, and drops expired entries", async () => {
+    const { MemoryCache, MAX_ENTRY_BYTES } = await import("../../src/cache/memory");
+    const memory = new MemoryCache();
+    const entry = (expiresAt = Infinity) => ({ body: new Uint8Array(MAX_ENTRY_BYTES), headers: [], expiresAt });
+    // 16 MiB of 256 KiB entries is 64: the 65th pushes out the least recently used.
+    for (let i = 0; i < 64; i++) memory.set(`k${i}`, entry());
+    expect(memory.get("k0", 0)).not.toBeNull(); // now the most recently used
+    memory.set("k64", entry());
+    expect(memory.get("k1", 0)).toBeNull();
+    expect(memory.get("k0", 0)).not.toBeNull();
+    expect(memory.get("k64", 0)).not.toBeNull();
+    // Larger than one entry may be: not kept.
+    memory.set("big", { body: new Uint8Array(MAX_ENTRY_BYTES + 1), headers: [], expiresAt: Infinity });
+    expect(memory.get("big", 0)).toBeNull();
+    memory.set("tag", entry(1000));
+    expect(memory.get("tag", 999)).not.toBeNull();
+    expect(memory.get("tag", 1000)).toBeNull();
   });
 });
