@@ -5,6 +5,7 @@ import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { parseRepositoryName } from "../references";
+import { readAtMost } from "../streams";
 
 /** Reads a request body of at most `limit` bytes; a larger one is refused without being read to the end. */
 async function readBounded(request: Request, limit: number): Promise<Uint8Array> {
@@ -13,25 +14,8 @@ async function readBounded(request: Request, limit: number): Promise<Uint8Array>
   const declared = Number(request.headers.get("Content-Length") ?? "0");
   if (declared > limit) throw tooLarge();
   if (!request.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
+  const bytes = await readAtMost(request.body, limit);
+  if (!bytes) throw tooLarge();
   return bytes;
 }
 

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { RegistryError } from "../errors";
 import { parseDigest } from "../references";
 import type { BlobService } from "../services/blobs";
+import { readAtMost } from "../streams";
 
 // OCI image-spec config.md (Docker's container image config has the same fields): what a tag page shows.
 export const ImageConfig = z.looseObject({
@@ -66,28 +67,4 @@ export async function readImageConfig(blobs: BlobService, repository: string, di
   }
   const parsed = ImageConfig.safeParse(json);
   return parsed.success ? { config: parsed.data, problem: null } : { config: null, problem: "the config is not an image config" };
-}
-
-/** The stream's bytes, or null (and the stream cancelled) once it passes `limit`. */
-async function readAtMost(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array | null> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = stream.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
 }
