@@ -43,7 +43,8 @@ export function edgeCached(kind: "blobs" | "manifests"): MiddlewareHandler<AppEn
     const hit = await cache.match(lookup);
     if (hit) {
       if (head) await hit.body?.cancel();
-      const small = !head && hit.status === 200 && Number(hit.headers.get("Content-Length")) <= MAX_ENTRY_BYTES;
+      // A tag's cached copy may be near its end: only content by digest moves from the Cache API into memory.
+      const small = byDigest && !head && hit.status === 200 && Number(hit.headers.get("Content-Length")) <= MAX_ENTRY_BYTES;
       const body = small ? await keep(key, hit, expiresAt) : head ? null : hit.body;
       const response = new Response(body, hit);
       response.headers.set("Cache-Control", cacheControl);
