@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach } from "vitest";
+import { mustRun } from "../support/command";
 import { startRegistry, type Registry, type StartOptions } from "./harness";
 
 /**
@@ -29,4 +30,13 @@ export function registryForFile(prefix: string, options: StartOptions, ready: (r
       console.error(`--- wrangler output (tail) ---\n${registry?.output().slice(-8000)}`);
     });
   });
+}
+
+/** An access token made with the admin CLI against a running registry (`ocr_…`), for the given scopes. */
+export async function createAccessToken(registry: Registry, adminToken: string, name: string, scopes: string[]): Promise<string> {
+  const created = await mustRun(process.execPath, [
+    "bin/admin.ts", "token", "create", "--name", name, ...scopes.flatMap((scope) => ["--scope", scope]), "--json",
+    "--url", registry.url, "--admin-token", adminToken,
+  ]);
+  return (JSON.parse(created.stdout.toString()) as { token: string }).token;
 }

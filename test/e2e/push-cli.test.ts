@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mustRun, runCommand, type CommandResult } from "../support/command";
 import { buildImage, blobPath, randomBytes, sha256File, type BuiltImage } from "../support/oci-layout";
+import { createAccessToken } from "./fixture";
 import { startRegistry, tokenAuth, type Registry } from "./harness";
 
 const MiB = 1024 * 1024;
@@ -42,11 +43,7 @@ beforeAll(async () => {
   // 20 MiB of random content: three chunks of at most 8 MiB.
   image = await buildImage(layout, { layers: [20 * MiB, 4096], tag: "v1", seed: "push-cli" });
   registry = await started;
-  const created = await mustRun(process.execPath, [
-    "bin/admin.ts", "token", "create", "--name", "push-cli", "--scope", "team/*:pull,push", "--json",
-    "--url", registry.url, "--admin-token", ADMIN_TOKEN,
-  ]);
-  token = (JSON.parse(created.stdout.toString()) as { token: string }).token;
+  token = await createAccessToken(registry, ADMIN_TOKEN, "push-cli", ["team/*:pull,push"]);
   proxy = await startCountingProxy(registry.url);
 });
 

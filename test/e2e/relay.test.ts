@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mustRun, runCommand } from "../support/command";
 import { buildImage, randomBytes, randomBytesStream, sha256File, type BuiltImage } from "../support/oci-layout";
+import { createAccessToken } from "./fixture";
 import { freePort, startRegistry, tokenAuth, type Registry } from "./harness";
 
 const MiB = 1024 * 1024;
@@ -76,11 +77,7 @@ beforeAll(async () => {
   layout = join(work, "layout");
   image = await buildImage(layout, { layers: [LAYER_CONTENT], tag: "v1", seed: "relay" });
   registry = await started;
-  const created = await mustRun(process.execPath, [
-    "bin/admin.ts", "token", "create", "--name", "relay", "--scope", "team/*:pull,push", "--json",
-    "--url", registry.url, "--admin-token", ADMIN_TOKEN,
-  ]);
-  token = (JSON.parse(created.stdout.toString()) as { token: string }).token;
+  token = await createAccessToken(registry, ADMIN_TOKEN, "relay", ["team/*:pull,push"]);
   relay = await startRelay(registry.url);
   authfile = join(work, "auth.json");
   await writeFile(authfile, "{}");
