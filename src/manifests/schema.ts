@@ -80,6 +80,11 @@ export function isManifestMediaType(value: string): value is ManifestMediaType {
   return Object.hasOwn(SCHEMAS, value);
 }
 
+/** Whether the media type is a list of manifests (an OCI index or a Docker manifest list). */
+export function isIndexMediaType(value: string): boolean {
+  return value === MediaTypes.ociIndex || value === MediaTypes.dockerManifestList;
+}
+
 // Layers a registry is not expected to hold (foreign and non-distributable layers are fetched from their urls).
 export function isNonDistributable(descriptor: Descriptor): boolean {
   return (

@@ -1,10 +1,11 @@
-import type { Env } from "../config";
+import { configOf, type Env } from "../config";
 import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
 import { MediaTypes } from "../manifests/schema";
 import { parseDigest, parseReference, type ParsedDigest } from "../references";
 import { ManifestService, type StoredManifest } from "../services/manifests";
 import { MirrorRecords } from "../storage/mirror-records";
+import { readAtMost } from "../streams";
 import type { MirrorTarget } from "./config";
 import { expectOk, Upstream, UpstreamError } from "./upstream";
 
@@ -68,7 +69,10 @@ export class MirrorManifestService extends ManifestService {
     const reference = digest?.digest ?? tag!;
     const response = await expectOk(await this.upstream.request("GET", this.path(reference), this.scope(), { Accept: ACCEPT }), `${this.target.upstreamName}@${reference}`);
     if (response.status === 404) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference, upstream: "not found" });
-    const bytes = new Uint8Array(await response.arrayBuffer());
+    // Read no more than a push may send: an upstream's oversized body is refused, never buffered whole.
+    const limit = configOf(this.env).MAX_MANIFEST_BYTES;
+    const bytes = response.body ? await readAtMost(response.body, limit) : new Uint8Array(0);
+    if (!bytes) throw new UpstreamError(502, `the upstream's manifest ${reference} is larger than ${limit} bytes (MAX_MANIFEST_BYTES)`);
     const actual = await digestOf(bytes, digest?.algorithm ?? "sha256");
     const expected = digest?.digest ?? response.headers.get("Docker-Content-Digest") ?? actual;
     if (actual !== expected) throw new UpstreamError(502, `the upstream's manifest ${reference} does not hash to ${expected} (got ${actual})`);

@@ -1,6 +1,6 @@
 import type { Registry } from "../context";
 import { RegistryError } from "../errors";
-import { isManifestMediaType, MediaTypes, SCHEMAS, type Descriptor, type ImageIndex, type ImageManifest } from "../manifests/schema";
+import { isIndexMediaType, isManifestMediaType, SCHEMAS, type Descriptor, type ImageIndex, type ImageManifest } from "../manifests/schema";
 import { parseReference } from "../references";
 import type { ReferrerRecord } from "../storage/manifest-records";
 import { SearchRecords } from "../storage/search-records";
@@ -65,7 +65,7 @@ export async function describeManifest(registry: Registry, repository: string, r
   const { record, body } = await registry.manifests.resolve(repository, digest);
   if (!isManifestMediaType(record.mediaType)) throw new Error(`manifest ${digest} has media type ${record.mediaType}`);
   const manifest = SCHEMAS[record.mediaType].parse(JSON.parse(await new Response(await body()).text()));
-  const isIndex = record.mediaType === MediaTypes.ociIndex || record.mediaType === MediaTypes.dockerManifestList;
+  const isIndex = isIndexMediaType(record.mediaType);
   const children = isIndex ? (manifest as ImageIndex).manifests : [];
   const summaries = await records.summaries(repository, [digest, ...children.map((child) => child.digest)]);
   const own = summaries.get(digest);

@@ -1,7 +1,7 @@
 import type { Env } from "../config";
 import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
-import { isManifestMediaType, MediaTypes, isNonDistributable, type ImageIndex, type ImageManifest, SCHEMAS } from "../manifests/schema";
+import { isIndexMediaType, isManifestMediaType, isNonDistributable, type ImageIndex, type ImageManifest, SCHEMAS } from "../manifests/schema";
 import { patternMatches } from "../auth/scopes";
 import { parseDigest, parseReference } from "../references";
 import { findNearby, RequestDatabase } from "../storage/database";
@@ -202,7 +202,7 @@ function parseManifest(contentType: string | null, bytes: Uint8Array) {
     });
   }
   const parsed: Parsed =
-    mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerManifestList
+    isIndexMediaType(mediaType)
       ? { kind: "index", manifest: result.data as ImageIndex }
       : { kind: "image", manifest: result.data as ImageManifest };
   return { text, mediaType, parsed };

@@ -289,6 +289,18 @@ describe("when the upstream fails", () => {
     expect(row!.n).toBe(0);
   });
 
+  it("refuses an upstream manifest larger than MAX_MANIFEST_BYTES without keeping it", async () => {
+    const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, annotations: { padding: "x".repeat(4 * 1024 * 1024 + 1) } });
+    const digest = await sha256(body);
+    upstream.manifests.set(digest, { body, mediaType: OCI_MANIFEST });
+    upstream.tags.set("library/huge:1", digest);
+    const response = await call("/v2/hub/huge/manifests/1");
+    expect(response.status).toBe(502);
+    expect(JSON.stringify(await response.json())).toContain("MAX_MANIFEST_BYTES");
+    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM manifests WHERE repository = 'hub/huge'").first<{ n: number }>();
+    expect(row!.n).toBe(0);
+  });
+
   for (const kind of ["corrupt", "truncate"] as const) {
     it(`never records a ${kind} blob from upstream`, async () => {
       const image = await publish(`library/${kind}`, "1", 100_000);
