@@ -20,8 +20,12 @@ export function parseRepositoryName(name: string): string {
   return name;
 }
 
+export function isTag(text: string): boolean {
+  return TAG.test(text);
+}
+
 export function parseTag(tag: string): string {
-  if (!TAG.test(tag)) throw new RegistryError("TAG_INVALID", { tag: tag.slice(0, 256) }, { message: "invalid tag" });
+  if (!isTag(tag)) throw new RegistryError("TAG_INVALID", { tag: tag.slice(0, 256) }, { message: "invalid tag" });
   return tag;
 }
 

@@ -127,7 +127,8 @@ export class ManifestService {
     return { digest, subject };
   }
 
-  private isImmutable(repository: string): boolean {
+  /** Whether the repository's tags may not move or go (IMMUTABLE_TAGS). */
+  isImmutable(repository: string): boolean {
     return this.immutableTags.some((pattern) => patternMatches(pattern, repository));
   }
 

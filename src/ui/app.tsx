@@ -1,14 +1,13 @@
 import { Hono, type Context } from "hono";
 import { scopedAccess } from "../auth/access";
 import { authenticateBasic } from "../auth/middleware";
-import { patternMatches } from "../auth/scopes";
 import { purgeEdgeCache } from "../cache/edge";
 import { ConfigError } from "../config";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { mirrorFor } from "../mirror/config";
 import { readOnly } from "../mirror/manifests";
-import { parseDigest, parseRepositoryName, parseTag } from "../references";
+import { isTag, parseDigest, parseRepositoryName, parseTag } from "../references";
 import { describeManifest } from "../search/details";
 import { normalizeQuery, SearchService } from "../search/search";
 import { HomePage } from "./home";
@@ -36,7 +35,7 @@ function deletable(c: Context<AppEnv>, repository: string): boolean {
   return (
     c.var.access.allows(repository, "delete") &&
     mirrorFor(config.MIRRORS, repository) === null &&
-    !config.IMMUTABLE_TAGS.some((pattern) => patternMatches(pattern, repository))
+    !c.var.registry.manifests.isImmutable(repository)
   );
 }
 
@@ -124,7 +123,7 @@ export const ui = new Hono<AppEnv>()
     const tags = await search.tags(repository, cursor ?? undefined, TAGS_PER_PAGE);
     // Said only when true: a link cannot make the page claim that an existing tag was deleted.
     const deleted = c.req.query("deleted");
-    const confirmed = deleted !== undefined && /^[\w][\w.-]{0,127}$/.test(deleted) && !(await search.tag(repository, deleted)) ? deleted : null;
+    const confirmed = deleted !== undefined && isTag(deleted) && !(await search.tag(repository, deleted)) ? deleted : null;
     return page(
       c,
       { title: repository },
