@@ -21,7 +21,7 @@ export const app = new Hono<AppEnv>();
 
 app.use("*", requestLog);
 app.use("*", async (c, next) => {
-  c.set("registry", registryOf(c.env, c.req.raw));
+  c.set("registry", registryOf(c.env, c.req.raw, c.executionCtx));
   await next();
   c.res.headers.set("Docker-Distribution-API-Version", "registry/2.0");
   const bookmark = c.var.registry.db.latestBookmark();
@@ -45,7 +45,7 @@ app.route("/v2", referrers);
 app.route("/", search);
 app.route("/", ui);
 
-app.notFound((c) => new RegistryError("UNSUPPORTED", { path: c.req.path.slice(0, 300) }, { status: 404, message: "no such endpoint" }).toResponse(c.req.method));
+app.notFound((c) => new RegistryError("NOT_FOUND", { path: c.req.path.slice(0, 300) }, { message: "no such endpoint" }).toResponse(c.req.method));
 
 app.onError((error, c) => {
   const response = (() => {

@@ -1,4 +1,6 @@
-// Every failure the registry reports is one of these codes (OCI dist-spec "Error Codes"), rendered by app.onError.
+// Every failure the registry reports is one of these codes, each with exactly one HTTP status, rendered by
+// app.onError (as Distribution's errcode registers them). The first block is the OCI dist-spec's "Error Codes"; the
+// second holds the statuses the spec's codes do not cover, named as Distribution names them where it has a name.
 const ERRORS = {
   BLOB_UNKNOWN: { status: 404, message: "blob unknown to registry" },
   BLOB_UPLOAD_INVALID: { status: 400, message: "blob upload invalid" },
@@ -15,8 +17,19 @@ const ERRORS = {
   DENIED: { status: 403, message: "requested access to the resource is denied" },
   UNSUPPORTED: { status: 405, message: "the operation is unsupported" },
   TOOMANYREQUESTS: { status: 429, message: "too many requests" },
+
+  PAGINATION_NUMBER_INVALID: { status: 400, message: "invalid number of results requested" },
+  REQUEST_INVALID: { status: 400, message: "the request is malformed" },
+  NOT_FOUND: { status: 404, message: "no such endpoint or resource" },
+  LENGTH_REQUIRED: { status: 411, message: "the request needs a Content-Length" },
+  REQUEST_TOO_LARGE: { status: 413, message: "the request body is too large" },
+  RANGE_INVALID: { status: 416, message: "invalid content range" },
   UNKNOWN: { status: 500, message: "unknown error" },
+  UPSTREAM_UNAVAILABLE: { status: 502, message: "the upstream registry could not be reached or failed" },
 } as const satisfies Record<string, { status: number; message: string }>;
+
+/** The registered codes and their one status each (tests walk it). */
+export const ERROR_TABLE: Readonly<Record<ErrorCode, { status: number; message: string }>> = ERRORS;
 
 export type ErrorCode = keyof typeof ERRORS;
 
@@ -31,11 +44,11 @@ export class RegistryError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly detail: unknown = null,
-    options: { status?: number; message?: string; headers?: Record<string, string> } = {},
+    options: { message?: string; headers?: Record<string, string> } = {},
   ) {
     super(options.message ?? ERRORS[code].message);
     this.name = "RegistryError";
-    this.status = options.status ?? ERRORS[code].status;
+    this.status = ERRORS[code].status;
     this.headers = options.headers ?? {};
   }
 
@@ -65,5 +78,5 @@ export function serializeError(error: RegistryError): SerializedError {
 }
 
 export function deserializeError(error: SerializedError): RegistryError {
-  return new RegistryError(error.code, error.detail, error);
+  return new RegistryError(error.code, error.detail, { message: error.message, headers: error.headers });
 }

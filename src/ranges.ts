@@ -30,9 +30,9 @@ export function parseRange(header: string | null, size: number): ByteRange | nul
 
 function unsatisfiable(size: number): RegistryError {
   return new RegistryError(
-    "BLOB_UNKNOWN",
+    "RANGE_INVALID",
     { size },
-    { status: 416, message: "requested range not satisfiable", headers: { "Content-Range": `bytes */${size}` } },
+    { message: "requested range not satisfiable", headers: { "Content-Range": `bytes */${size}` } },
   );
 }
 
@@ -42,15 +42,15 @@ export function parseContentRange(header: string | null): { start: number; lengt
   const match = /^(?:bytes )?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
   if (!match) {
     throw new RegistryError(
-      "BLOB_UPLOAD_INVALID",
+      "RANGE_INVALID",
       { contentRange: header.slice(0, 100) },
-      { status: 416, message: "malformed Content-Range" },
+      { message: "malformed Content-Range" },
     );
   }
   const start = Number(match[1]);
   const end = Number(match[2]);
   if (end < start) {
-    throw new RegistryError("BLOB_UPLOAD_INVALID", { contentRange: header }, { status: 416, message: "empty Content-Range" });
+    throw new RegistryError("RANGE_INVALID", { contentRange: header }, { message: "empty Content-Range" });
   }
   return { start, length: end - start + 1 };
 }

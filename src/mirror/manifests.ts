@@ -2,7 +2,7 @@ import { configOf, type Env } from "../config";
 import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
 import { MediaTypes } from "../manifests/schema";
-import { parseDigest, parseReference, type ParsedDigest } from "../references";
+import { parseDigest, referenceText, type ParsedDigest, type Reference } from "../references";
 import { ManifestService, type StoredManifest } from "../services/manifests";
 import { MirrorRecords } from "../storage/mirror-records";
 import { readAtMost } from "../streams";
@@ -31,9 +31,9 @@ export class MirrorManifestService extends ManifestService {
     this.checks = new MirrorRecords(env.DB);
   }
 
-  override async resolve(repository: string, reference: string): Promise<StoredManifest> {
-    const parsed = parseReference(reference);
-    const local = await super.resolve(repository, reference).catch((error) => {
+  override async resolve(repository: string, parsed: Reference): Promise<StoredManifest> {
+    const reference = referenceText(parsed);
+    const local = await super.resolve(repository, parsed).catch((error) => {
       if (error instanceof RegistryError && error.code === "MANIFEST_UNKNOWN") return null;
       throw error;
     });
@@ -77,7 +77,7 @@ export class MirrorManifestService extends ManifestService {
     const expected = digest?.digest ?? response.headers.get("Docker-Content-Digest") ?? actual;
     if (actual !== expected) throw new UpstreamError(502, `the upstream's manifest ${reference} does not hash to ${expected} (got ${actual})`);
     await this.putFetched(repository, tag, actual, response.headers.get("Content-Type"), bytes);
-    return super.resolve(repository, actual);
+    return super.resolve(repository, { digest: parseDigest(actual) });
   }
 
   /** The upstream's tag list, or the local one when the upstream cannot be asked. */
@@ -134,5 +134,5 @@ export function toRegistryError(error: unknown, notFound: "MANIFEST_UNKNOWN" | "
     });
   }
   if (error.status === 404) return new RegistryError(notFound, detail);
-  return new RegistryError("UNKNOWN", detail, { status: 502, message: "the upstream registry could not be reached or failed" });
+  return new RegistryError("UPSTREAM_UNAVAILABLE", detail);
 }

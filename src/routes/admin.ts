@@ -22,8 +22,7 @@ export const admin = new Hono<AppEnv>()
   .post("/admin/tokens", async (c) => {
     const body = NewAccessToken.safeParse(await c.req.json().catch(() => null));
     if (!body.success) {
-      throw new RegistryError("UNSUPPORTED", body.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })), {
-        status: 400,
+      throw new RegistryError("REQUEST_INVALID", body.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })), {
         message: "invalid access token request",
       });
     }

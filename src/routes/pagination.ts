@@ -13,7 +13,7 @@ export function parsePage(query: (name: string) => string | undefined): Page {
   const last = query("last") ?? null;
   if (n === undefined) return { limit: MAX_PAGE, last };
   if (!/^\d{1,9}$/.test(n)) {
-    throw new RegistryError("UNSUPPORTED", { n }, { status: 400, message: "n must be a non-negative integer" });
+    throw new RegistryError("PAGINATION_NUMBER_INVALID", { n }, { message: "n must be a non-negative integer" });
   }
   return { limit: Math.min(Number(n), MAX_PAGE), last };
 }

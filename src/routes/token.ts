@@ -21,7 +21,7 @@ export const token = new Hono<AppEnv>()
     const form = await c.req.parseBody();
     const field = (name: string) => (typeof form[name] === "string" ? (form[name] as string) : undefined);
     if (field("grant_type") !== "password") {
-      throw new RegistryError("UNSUPPORTED", { grant_type: field("grant_type") ?? null }, { status: 400, message: "only the password grant is supported" });
+      throw new RegistryError("REQUEST_INVALID", { grant_type: field("grant_type") ?? null }, { message: "only the password grant is supported" });
     }
     const credential = await passwordGrant(c, field("password") ?? "");
     return respond(c, credential, [field("scope") ?? ""], field("service"));
@@ -38,10 +38,10 @@ async function respond(c: Context<AppEnv>, credential: Credential | null, reques
   const { config } = c.var.registry;
   const expected = serviceOf(c);
   if (service !== undefined && service !== expected) {
-    throw new RegistryError("DENIED", { service, expected }, { status: 400, message: "unknown service" });
+    throw new RegistryError("REQUEST_INVALID", { service, expected }, { message: "unknown service" });
   }
   if (!config.TOKEN_SIGNING_KEY) {
-    throw new RegistryError("UNSUPPORTED", null, { status: 404, message: "token authentication is not configured" });
+    throw new RegistryError("NOT_FOUND", null, { message: "token authentication is not configured" });
   }
   const open = config.AUTH_MODE === "open";
   const scopes: Scope[] = [

@@ -11,7 +11,7 @@ export function encodeCursor(after: After): string {
 
 export function decodeCursor(cursor: string | undefined): After | null {
   if (cursor === undefined || cursor === "") return null;
-  const invalid = () => new RegistryError("UNSUPPORTED", { cursor: cursor.slice(0, 100) }, { status: 400, message: "invalid cursor" });
+  const invalid = () => new RegistryError("REQUEST_INVALID", { cursor: cursor.slice(0, 100) }, { message: "invalid cursor" });
   let json: unknown;
   try {
     json = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));

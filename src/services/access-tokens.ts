@@ -51,7 +51,7 @@ export class AccessTokenService {
         ? now + input.expiresInDays * 86_400_000
         : null;
     if (expiresAt !== null && expiresAt <= now) {
-      throw new RegistryError("UNSUPPORTED", { expiresAt: input.expiresAt }, { status: 400, message: "expiry is in the past" });
+      throw new RegistryError("REQUEST_INVALID", { expiresAt: input.expiresAt }, { message: "expiry is in the past" });
     }
     const { id, secret, token } = generateAccessToken();
     const record: AccessTokenRecord = {
@@ -74,7 +74,7 @@ export class AccessTokenService {
 
   async revoke(id: string): Promise<void> {
     if (!(await this.records.revoke(id, Date.now()))) {
-      throw new RegistryError("UNSUPPORTED", { id }, { status: 404, message: "no such active access token" });
+      throw new RegistryError("NOT_FOUND", { id }, { message: "no such active access token" });
     }
   }
 }

@@ -367,18 +367,17 @@ function mismatch(digest: ParsedDigest, actual: string): RegistryError {
 
 export function outOfOrder(offset: number, reason: string): RegistryError {
   return new RegistryError(
-    "BLOB_UPLOAD_INVALID",
+    "RANGE_INVALID",
     { offset, reason },
-    { status: 416, message: "chunk is out of order", headers: { Range: rangeHeader(offset) } },
+    { message: "chunk is out of order", headers: { Range: rangeHeader(offset) } },
   );
 }
 
 export function tooLarge(limit: number): RegistryError {
   return new RegistryError(
-    "SIZE_INVALID",
+    "REQUEST_TOO_LARGE",
     { limit },
     {
-      status: 413,
       message: `request body is larger than this registry accepts (${limit} bytes): upload in chunks of at most that size`,
     },
   );

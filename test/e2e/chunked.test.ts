@@ -97,7 +97,7 @@ describe("chunked upload with curl", () => {
           body: blob.subarray(ahead, ahead + CHUNK),
         });
         expect(gap.status).toBe(416);
-        expect(errorCode(gap)).toBe("BLOB_UPLOAD_INVALID");
+        expect(errorCode(gap)).toBe("RANGE_INVALID");
         expect(gap.headers.get("range")).toBe(`0-${offset - 1}`);
 
         // Re-sending bytes already received is refused too.

@@ -10,7 +10,7 @@ describe("base", () => {
 
   it("answers an unknown endpoint with an OCI error, not an HTML page", async () => {
     const response = await call("/v2/app/nothing-here");
-    await expectError(response, 404, "UNSUPPORTED");
+    await expectError(response, 404, "NOT_FOUND");
     expect(response.headers.get("Docker-Distribution-API-Version")).toBe("registry/2.0");
   });
 });
@@ -128,7 +128,7 @@ describe("monolithic upload (POST ?digest=)", () => {
       headers: { "Content-Length": String(13 * 1024 * 1024) },
       body: "x",
     });
-    const body = await expectError(response, 413, "SIZE_INVALID");
+    const body = await expectError(response, 413, "REQUEST_TOO_LARGE");
     expect(body.errors[0]!.message).toMatch(/chunks/);
   });
 });

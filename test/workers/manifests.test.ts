@@ -176,7 +176,7 @@ describe("refusing bad manifests, leaving what was there", () => {
 
   it("refuses a manifest over the size limit with 413", async () => {
     const body = JSON.stringify({ schemaVersion: 2, padding: "x".repeat(4 * 1024 * 1024 + 1) });
-    await expectError(await putManifest("bad/huge", "x", body), 413, "SIZE_INVALID");
+    await expectError(await putManifest("bad/huge", "x", body), 413, "REQUEST_TOO_LARGE");
   });
 });
 

@@ -274,7 +274,7 @@ describe("when the upstream fails", () => {
     upstream.fault = { kind: "down" };
     const down = await call("/v2/hub/unreachable/manifests/1");
     expect(down.status).toBe(502);
-    expect(((await down.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("UNKNOWN");
+    expect(((await down.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("UPSTREAM_UNAVAILABLE");
     upstream.fault = null;
     const missing = await call("/v2/hub/does-not-exist/manifests/1");
     expect(missing.status).toBe(404);

@@ -143,7 +143,7 @@ describe("chunked upload (PATCH with Content-Range)", () => {
     const stored = async () => (await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects.map((object) => object.key);
     const before = await stored();
     const gap = await patch(location, bytes.subarray(2000), 2000);
-    await expectError(gap, 416, "BLOB_UPLOAD_INVALID");
+    await expectError(gap, 416, "RANGE_INVALID");
     expect(gap.headers.get("Range")).toBe("0-999");
     const overlap = await patch(location, bytes.subarray(500, 1500), 500);
     expect(overlap.status).toBe(416);
@@ -216,7 +216,7 @@ describe("streamed upload (PATCH without Content-Range)", () => {
   it("refuses a body over the configured limit with 413 and leaves the session as it was", async () => {
     const location = await startUpload("uploads/too-big");
     const response = await patch(location, randomBytes(13 * MiB));
-    await expectError(response, 413, "SIZE_INVALID");
+    await expectError(response, 413, "REQUEST_TOO_LARGE");
     expect((await call(location)).headers.get("Range")).toBe("0-0");
   });
 });
