@@ -1,9 +1,11 @@
 import type { Access } from "./auth/access";
 import { configOf, type Config, type Env } from "./config";
+import type { Waiter } from "./cache/edge";
 import { BlobService } from "./services/blobs";
 import { ManifestService } from "./services/manifests";
 import { QuotaService } from "./services/quota";
 import { UploadService } from "./services/uploads";
+import type { RequestPath } from "./routes/path";
 import { RequestDatabase } from "./storage/database";
 
 export interface Registry {
@@ -17,18 +19,18 @@ export interface Registry {
 
 export interface AppEnv {
   Bindings: Env;
-  Variables: { registry: Registry; access: Access };
+  Variables: { registry: Registry; access: Access; path: RequestPath };
 }
 
 /** The registry's services for one request, reading D1 through that request's sessions. */
-export function registryOf(env: Env, request: Request): Registry {
+export function registryOf(env: Env, request: Request, ctx?: Waiter): Registry {
   const config = configOf(env);
   const db = RequestDatabase.forRequest(env.DB, request.headers);
   return {
     config,
     db,
     quota: new QuotaService(env.DB, config),
-    blobs: new BlobService(env, db),
+    blobs: new BlobService(env, db, ctx),
     uploads: new UploadService(env),
     manifests: new ManifestService(env, config.IMMUTABLE_TAGS, db),
   };

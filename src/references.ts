@@ -52,7 +52,24 @@ export function isDigest(reference: string): boolean {
   return reference.includes(":");
 }
 
+/** A manifest reference: a tag or a digest. */
+export type Reference = { tag: string } | { digest: ParsedDigest };
+
 /** A manifest reference is a tag or a digest. */
-export function parseReference(reference: string): { tag: string } | { digest: ParsedDigest } {
+export function parseReference(reference: string): Reference {
   return isDigest(reference) ? { digest: parseDigest(reference) } : { tag: parseTag(reference) };
+}
+
+/** The reference as the spec writes it in a path: the tag, or the digest. */
+export function referenceText(reference: Reference): string {
+  return "tag" in reference ? reference.tag : reference.digest.digest;
+}
+
+// Upload ids are random UUIDs: unguessable, and the only way to reach a session's Durable Object.
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** An upload id in any other form names no upload. */
+export function parseUploadId(uploadId: string): string {
+  if (!UPLOAD_ID.test(uploadId)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", { uploadId: uploadId.slice(0, 64) });
+  return uploadId;
 }

@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
-import { parseRepositoryName } from "../references";
+import { pathOf } from "../routes/path";
 import { AccessTokenRecords } from "../storage/access-token-records";
 import { bearerAccess, OPEN_ACCESS, publicScopesOf, scopedAccess, type Access } from "./access";
 import { parseBasic, verifySecret, type Credential } from "./credentials";
@@ -81,10 +81,10 @@ export function challenge(
   return new RegistryError("UNAUTHORIZED", detail, { headers: { "WWW-Authenticate": `Bearer ${parts.join(",")}` } });
 }
 
-/** Refuses the request unless the caller may do `action` on the repository named in the path. */
+/** Refuses the request unless the caller may do `action` on the repository named in the (validated) path. */
 export function requires(action: Action): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const repository = parseRepositoryName(c.req.param("name") ?? "");
+    const { repository } = pathOf(c);
     const access = c.var.access;
     if (!access.allows(repository, action)) {
       // A password that lacks the scope will not get it from a token either.

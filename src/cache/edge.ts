@@ -1,109 +1,136 @@
 import type { MiddlewareHandler } from "hono";
 import { isPublicRepository } from "../auth/access";
+import type { Config } from "../config";
 import type { AppEnv } from "../context";
-import { parseRepositoryName } from "../references";
-import { MAX_ENTRY_BYTES, MemoryCache, type KeptResponse } from "./memory";
+import type { ByteRange } from "../ranges";
+import { parseDigest, parseRepositoryName, parseTag } from "../references";
+import { pathOf } from "../routes/path";
+import { MAX_ENTRY_BYTES, MemoryCache } from "./memory";
 
-// Content addressed by digest never changes: its responses are kept in the Cache API of the location that served
-// them, and the small ones also in the isolate's memory. Keys are per repository, and the route's authorization runs
-// before this middleware, so a copy is only ever served to a caller allowed to pull that repository. A hit reads
-// neither R2 nor D1.
+// Two caches sit in front of R2: the Cache API of the location that served a response, and, for small entries, the
+// isolate's memory. Neither decides who may read what, and neither says whether something exists:
+// - Blob bytes are cached below the handler. The route authorizes the caller and reads the blob's link row in D1 (a
+//   nearby replica) on every request, cache or not; only the R2 read is saved. A deleted link or a collected blob is
+//   therefore a 404 everywhere at once (within the replica's lag), whatever a cache still holds, and bytes of a
+//   digest never change, so a cached copy can only be the right bytes.
+// - Manifests by tag (only when TAG_CACHE_SECONDS > 0) are whole responses kept that many seconds after the route
+//   has authorized the caller: the one cached answer that may be stale, by at most TAG_CACHE_SECONDS.
+// Keys are built by cacheKey() alone, from parts it validates again and encodes into a query string, which URL
+// parsing never rewrites (no dot segment or percent-escape in a part can reach another key).
 const CACHE_ORIGIN = "https://edge-cache.registry.internal";
-const IMMUTABLE = "max-age=31536000, immutable";
 const memory = new MemoryCache();
 
-/**
- * Caches GET responses of blobs and manifests by digest, up to `maxBytes` each (a cached copy is teed), and of
- * manifests by tag for TAG_CACHE_SECONDS when that is set (a tag may move: this location forgets it when it moves
- * here, others within that many seconds).
- */
-export function edgeCached(kind: "blobs" | "manifests"): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const reference = kind === "blobs" ? c.req.param("digest") : c.req.param("reference");
-    const { config } = c.var.registry;
-    // A HEAD is answered from a cached GET's headers (it is never what fills the cache).
-    const head = c.req.method === "HEAD";
-    if ((c.req.method !== "GET" && !head) || !reference || config.EDGE_CACHE_MAX_BYTES === 0) return next();
-    const byDigest = reference.includes(":");
-    if (!byDigest && config.TAG_CACHE_SECONDS === 0) return next();
-    const repository = parseRepositoryName(c.req.param("name") ?? "");
-    const visibility = isPublicRepository(config, repository) ? "public" : "private";
-    const lifetime = byDigest ? IMMUTABLE : `max-age=${config.TAG_CACHE_SECONDS}`;
-    const key = cacheKey(repository, kind, reference);
-    const cacheControl = `${visibility}, ${lifetime}, no-transform`;
-    const expiresAt = byDigest ? Infinity : Date.now() + config.TAG_CACHE_SECONDS * 1000;
-    // The isolate's copy answers whole GETs, HEADs and conditional requests; ranges go to the Cache API.
-    const ranged = c.req.header("Range") !== undefined;
-    const kept = ranged ? null : memory.get(key, Date.now());
-    if (kept) return fromMemory(kept, cacheControl, head, c.req.header("If-None-Match"));
+type Entry = { kind: "blob"; repository: string; digest: string } | { kind: "tag"; repository: string; tag: string };
 
-    const cache = caches.default;
-    // Range and If-None-Match travel with the lookup: the cache answers 206 and 304 itself.
-    const lookup = new Request(key, { headers: pick(c.req.raw.headers, ["Range", "If-None-Match"]) });
-    const hit = await cache.match(lookup);
-    if (hit) {
-      if (head) await hit.body?.cancel();
-      // A tag's cached copy may be near its end: only content by digest moves from the Cache API into memory.
-      const small = byDigest && !head && hit.status === 200 && Number(hit.headers.get("Content-Length")) <= MAX_ENTRY_BYTES;
-      const body = small ? await keep(key, hit, expiresAt) : head ? null : hit.body;
-      const response = new Response(body, hit);
-      response.headers.set("Cache-Control", cacheControl);
-      response.headers.set("X-Edge-Cache", "hit");
-      return response;
-    }
-    await next();
-    if (head) return;
-    const response = c.res;
-    const length = Number(response.headers.get("Content-Length"));
-    if (response.status >= 300 || response.headers.has("X-Mirror-Status")) return;
-    response.headers.set("Cache-Control", cacheControl);
-    if (response.status !== 200 || !Number.isFinite(length) || length > config.EDGE_CACHE_MAX_BYTES) return;
-    // Small bodies are read whole (into memory too); larger ones are teed into the cache as they stream out.
-    const small = length <= MAX_ENTRY_BYTES;
-    const bytes = small ? await keep(key, response, expiresAt) : null;
-    const [toClient, toCache] = small ? [bytes, bytes] : response.body ? response.body.tee() : [null, null];
-    // The cache itself only ever answers after this middleware's authorization, so its copy may say public.
-    const stored = new Response(toCache, { status: 200, headers: response.headers });
-    stored.headers.set("Cache-Control", `public, ${lifetime}`);
-    c.executionCtx.waitUntil(cache.put(key, stored).catch(() => undefined));
-    c.res = new Response(toClient, response);
-    c.res.headers.set("X-Edge-Cache", "miss");
-  };
+/** The one place cache keys are made: every part validated, then encoded. */
+export function cacheKey(entry: Entry): string {
+  const query = new URLSearchParams({ repository: parseRepositoryName(entry.repository) });
+  if (entry.kind === "blob") query.set("digest", parseDigest(entry.digest).digest);
+  else query.set("tag", parseTag(entry.tag));
+  return `${CACHE_ORIGIN}/v1/${entry.kind}?${query}`;
 }
 
-/** Reads a small 200 response whole and keeps it in the isolate's memory; returns its bytes. */
-async function keep(key: string, response: Response, expiresAt: number): Promise<Uint8Array> {
+/** The Cache-Control of content by digest: it never changes; shared caches may keep it only when anyone may pull it. */
+export function immutable(config: Pick<Config, "AUTH_MODE" | "PUBLIC_REPOSITORIES">, repository: string): string {
+  return `${isPublicRepository(config, repository) ? "public" : "private"}, max-age=31536000, immutable, no-transform`;
+}
+
+/** What lets a request finish work after its response (filling a cache); a no-op outside a request. */
+export interface Waiter {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+/**
+ * Blob bytes from a cache, or null on a miss. Called only after the caller was authorized and the link was read.
+ */
+export async function cachedBlob(repository: string, digest: string, range: ByteRange | null): Promise<ReadableStream | null> {
+  const key = cacheKey({ kind: "blob", repository, digest });
+  const kept = memory.get(key, Date.now());
+  if (kept) return new Response(range ? kept.body.slice(range.offset, range.offset + range.length) : kept.body).body;
+  const headers = range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : undefined;
+  const hit = await caches.default.match(new Request(key, { headers })).catch(() => undefined);
+  if (!hit?.body) return null;
+  if (hit.status !== (range ? 206 : 200)) {
+    await hit.body.cancel();
+    return null;
+  }
+  return hit.body;
+}
+
+/**
+ * Serves blob bytes just read from R2 while keeping a copy: small ones in memory too, those up to `maxBytes` in the
+ * Cache API (teed as they stream out). Only whole, stored (digest-checked) blobs are passed here.
+ */
+export async function keepBlob(
+  repository: string,
+  digest: string,
+  size: number,
+  body: ReadableStream,
+  maxBytes: number,
+  ctx: Waiter,
+): Promise<ReadableStream> {
+  if (size > maxBytes) return body;
+  const key = cacheKey({ kind: "blob", repository, digest });
+  const put = (stored: BodyInit | null) =>
+    ctx.waitUntil(
+      caches.default
+        .put(key, new Response(stored, { headers: { "Content-Length": String(size), "Cache-Control": "public, max-age=31536000, immutable" } }))
+        .catch(() => undefined),
+    );
+  if (size <= MAX_ENTRY_BYTES) {
+    const bytes = new Uint8Array(await new Response(body).arrayBuffer());
+    if (bytes.byteLength !== size) return new Response(bytes).body!;
+    memory.set(key, { body: bytes, headers: [], expiresAt: Infinity });
+    put(bytes);
+    return new Response(bytes).body!;
+  }
+  const [toClient, toCache] = body.tee();
+  put(toCache);
+  return toClient;
+}
+
+/**
+ * Keeps whole GET responses of manifests by tag for TAG_CACHE_SECONDS (when set), after authorization. A tag moved or
+ * deleted through this location is forgotten here at once; elsewhere within TAG_CACHE_SECONDS.
+ */
+export const tagCached: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const { repository, reference } = pathOf(c);
+  const { config } = c.var.registry;
+  const head = c.req.method === "HEAD";
+  if ((c.req.method !== "GET" && !head) || !reference || !("tag" in reference) || config.TAG_CACHE_SECONDS === 0) return next();
+  const key = cacheKey({ kind: "tag", repository, tag: reference.tag });
+  const visibility = isPublicRepository(config, repository) ? "public" : "private";
+  const cacheControl = `${visibility}, max-age=${config.TAG_CACHE_SECONDS}, no-transform`;
+  const now = Date.now();
+  const kept = memory.get(key, now);
+  const ifNoneMatch = c.req.header("If-None-Match");
+  if (kept) {
+    const headers = new Headers(kept.headers);
+    headers.set("Cache-Control", cacheControl);
+    headers.set("X-Edge-Cache", "hit");
+    if (ifNoneMatch !== undefined && ifNoneMatch === headers.get("ETag")) return new Response(null, { status: 304, headers });
+    return new Response(head ? null : kept.body, { status: 200, headers });
+  }
+  await next();
+  const response = c.res;
+  if (response.status !== 200 || head || response.headers.has("X-Mirror-Status")) return;
+  const length = Number(response.headers.get("Content-Length"));
+  if (!Number.isFinite(length) || length > MAX_ENTRY_BYTES) return;
   const body = new Uint8Array(await response.arrayBuffer());
   const headers = [...response.headers].filter(([name]) => !["cache-control", "x-edge-cache"].includes(name));
-  memory.set(key, { body, headers, expiresAt });
-  return body;
-}
-
-function fromMemory(kept: KeptResponse, cacheControl: string, head: boolean, ifNoneMatch: string | undefined): Response {
-  const headers = new Headers(kept.headers);
-  headers.set("Cache-Control", cacheControl);
-  headers.set("X-Edge-Cache", "hit");
-  if (ifNoneMatch !== undefined && ifNoneMatch === headers.get("ETag")) return new Response(null, { status: 304, headers });
-  return new Response(head ? null : kept.body, { status: 200, headers });
-}
-
-const cacheKey = (repository: string, kind: "blobs" | "manifests", reference: string) =>
-  `${CACHE_ORIGIN}/${repository}/${kind}/${reference}`;
-
-function pick(headers: Headers, names: string[]): Headers {
-  const picked = new Headers();
-  for (const name of names) {
-    const value = headers.get(name);
-    if (value !== null) picked.set(name, value);
-  }
-  return picked;
-}
+  memory.set(key, { body, headers, expiresAt: now + config.TAG_CACHE_SECONDS * 1000 });
+  c.res = new Response(body, response);
+  c.res.headers.set("Cache-Control", cacheControl);
+  c.res.headers.set("X-Edge-Cache", "miss");
+};
 
 /**
- * Drops this location's cached copy (and this isolate's) after a delete or a tag move (other locations and isolates
- * keep theirs until they evict it, or, for a tag, until its TAG_CACHE_SECONDS pass).
+ * Drops this location's and this isolate's copy after a delete or a tag move. Blobs need it only to free the space
+ * (their link is read on every request); tags, so that this location stops serving the old one at once.
  */
 export async function purgeEdgeCache(repository: string, kind: "blobs" | "manifests", reference: string): Promise<void> {
-  memory.delete(cacheKey(repository, kind, reference));
-  await caches.default.delete(cacheKey(repository, kind, reference)).catch(() => false);
+  if (kind === "manifests" && reference.includes(":")) return;
+  const key = kind === "blobs" ? cacheKey({ kind: "blob", repository, digest: reference }) : cacheKey({ kind: "tag", repository, tag: reference });
+  memory.delete(key);
+  await caches.default.delete(key).catch(() => false);
 }

@@ -1,8 +1,9 @@
+import type { Waiter } from "../cache/edge";
 import type { Env } from "../config";
 import { RegistryError } from "../errors";
 import type { ByteRange } from "../ranges";
 import type { ParsedDigest } from "../references";
-import { BlobService } from "../services/blobs";
+import { BlobService, type OpenedBlob } from "../services/blobs";
 import { BlobRecords, type BlobRecord } from "../storage/blob-records";
 import { blobKey, checksumOption } from "../storage/objects";
 import type { MirrorTarget } from "./config";
@@ -25,9 +26,9 @@ export class MirrorBlobService extends BlobService {
     private readonly mirrorEnv: Env,
     private readonly target: MirrorTarget,
     private readonly upstream: Upstream,
-    private readonly ctx: { waitUntil(promise: Promise<unknown>): void },
+    private readonly fetchCtx: Waiter,
   ) {
-    super(mirrorEnv);
+    super(mirrorEnv, undefined, fetchCtx);
     this.blobRecords = new BlobRecords(mirrorEnv.DB);
   }
 
@@ -49,11 +50,11 @@ export class MirrorBlobService extends BlobService {
     }
   }
 
-  override async open(record: BlobRecord, range: ByteRange | null): Promise<ReadableStream> {
+  override async open(repository: string, record: BlobRecord, range: ByteRange | null): Promise<OpenedBlob> {
     const remote = this.remote.get(record.digest);
-    if (!remote) return super.open(record, range);
+    if (!remote) return super.open(repository, record, range);
     try {
-      if (range) return await this.proxyRange(remote.digest, range);
+      if (range) return { body: await this.proxyRange(remote.digest, range), cache: null };
       return await this.fetchAndStore(remote.repository, remote.digest, record);
     } catch (error) {
       throw toRegistryError(error, "BLOB_UNKNOWN", remote.repository, record.digest);
@@ -70,17 +71,17 @@ export class MirrorBlobService extends BlobService {
     return response.body.pipeThrough(new FixedLengthStream(range.length));
   }
 
-  private async fetchAndStore(repository: string, digest: ParsedDigest, record: BlobRecord): Promise<ReadableStream> {
+  private async fetchAndStore(repository: string, digest: ParsedDigest, record: BlobRecord): Promise<OpenedBlob> {
     const coordinator = this.mirrorEnv.MIRROR_FETCHES.get(this.mirrorEnv.MIRROR_FETCHES.idFromName(digest.digest));
     const { leader } = await coordinator.claim(FETCH_LEASE_MS);
     if (!leader) {
       await coordinator.wait(FETCH_LEASE_MS);
       const stored = await this.blobRecords.findStored(digest.digest);
-      if (stored) return super.open(await this.blobRecords.record(repository, stored), null);
+      if (stored) return super.open(repository, await this.blobRecords.record(repository, stored), null);
     }
     let released = false;
     const release = () => {
-      if (!released) this.ctx.waitUntil(coordinator.release());
+      if (!released) this.fetchCtx.waitUntil(coordinator.release());
       released = true;
     };
     try {
@@ -91,13 +92,13 @@ export class MirrorBlobService extends BlobService {
       const { client, stored } = streamAndStore(response.body, record.size, (body) =>
         this.mirrorEnv.BLOBS.put(record.objectKey, body, checksumOption(digest)),
       );
-      this.ctx.waitUntil(
+      this.fetchCtx.waitUntil(
         stored
           .then(() => this.blobRecords.record(repository, record))
           .catch((error) => console.error(JSON.stringify({ event: "mirror-blob-not-stored", digest: digest.digest, error: String(error) })))
           .finally(release),
       );
-      return client;
+      return { body: client, cache: null };
     } catch (error) {
       release();
       throw error;

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Env } from "../config";
 import type { AppEnv } from "../context";
-import { parseRepositoryName } from "../references";
+import { pathOf } from "../routes/path";
 import { MirrorBlobService } from "./blobs";
 import { mirrorFor } from "./config";
 import { MirrorManifestService, readOnly } from "./manifests";
@@ -14,7 +14,7 @@ import { Upstream } from "./upstream";
 export const mirrored: MiddlewareHandler<AppEnv> = async (c, next) => {
   const { config } = c.var.registry;
   if (config.MIRRORS.length > 0) {
-    const repository = parseRepositoryName(c.req.param("name") ?? "");
+    const { repository } = pathOf(c);
     const target = mirrorFor(config.MIRRORS, repository);
     if (target) {
       if (c.req.method !== "GET" && c.req.method !== "HEAD") throw readOnly();

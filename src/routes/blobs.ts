@@ -1,17 +1,18 @@
 import { Hono } from "hono";
 import { requires } from "../auth/middleware";
-import { edgeCached, purgeEdgeCache } from "../cache/edge";
+import { immutable, purgeEdgeCache } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { parseRange } from "../ranges";
-import { parseDigest, parseRepositoryName } from "../references";
 import { downloadUrl } from "../services/downloads";
+import { digestOf, parsePath, pathOf } from "./path";
 
 // OCI dist-spec end-2 (GET/HEAD) and end-10 (DELETE).
 export const blobs = new Hono<AppEnv>()
-  .get("/:name{.+}/blobs/:digest", requires("pull"), mirrored, edgeCached("blobs"), async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    const digest = parseDigest(c.req.param("digest"));
+  .get("/:name{.+}/blobs/:digest", parsePath("digest"), requires("pull"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
+    const digest = digestOf(c);
+    // The link row is read on every request, cached bytes or not: a cache never answers for a deleted link.
     const record = await c.var.registry.blobs.stat(repository, digest);
     const headers: Record<string, string> = {
       "Content-Type": "application/octet-stream",
@@ -20,7 +21,8 @@ export const blobs = new Hono<AppEnv>()
       "Accept-Ranges": "bytes",
     };
     // Bytes streamed from a mirror's upstream are checked only once stored: no cache may keep this response.
-    if (!c.var.registry.blobs.servesStoredCopy(record)) headers["X-Mirror-Status"] = "miss";
+    if (c.var.registry.blobs.servesStoredCopy(record)) headers["Cache-Control"] = immutable(c.var.registry.config, repository);
+    else headers["X-Mirror-Status"] = "miss";
     if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
     const range = parseRange(c.req.header("Range") ?? null, record.size);
     const length = range ? range.length : record.size;
@@ -31,11 +33,13 @@ export const blobs = new Hono<AppEnv>()
     // Large layers can skip the Worker: the client follows a 307 (with its Range) to R2.
     const location = c.var.registry.blobs.servesStoredCopy(record) ? await downloadUrl(c.var.registry.config, repository, record) : null;
     if (location) return c.body(null, 307, { Location: location, "Docker-Content-Digest": record.digest, "Cache-Control": "no-store" });
-    return c.body(await c.var.registry.blobs.open(record, range), status, headers);
+    const { body, cache } = await c.var.registry.blobs.open(repository, record, range);
+    if (cache) headers["X-Edge-Cache"] = cache;
+    return c.body(body, status, headers);
   })
-  .delete("/:name{.+}/blobs/:digest", requires("delete"), mirrored, async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    const digest = parseDigest(c.req.param("digest"));
+  .delete("/:name{.+}/blobs/:digest", parsePath("digest"), requires("delete"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
+    const digest = digestOf(c);
     await c.var.registry.blobs.unlink(repository, digest);
     await purgeEdgeCache(repository, "blobs", digest.digest);
     return c.body(null, 202);

@@ -1,16 +1,16 @@
 import { Hono } from "hono";
 import { requires } from "../auth/middleware";
-import { edgeCached, purgeEdgeCache } from "../cache/edge";
+import { immutable, purgeEdgeCache, tagCached } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
-import { parseRepositoryName } from "../references";
 import { readAtMost } from "../streams";
+import { parsePath, pathOf, referenceOf } from "./path";
 
 /** Reads a request body of at most `limit` bytes; a larger one is refused without being read to the end. */
 async function readBounded(request: Request, limit: number): Promise<Uint8Array> {
   const tooLarge = () =>
-    new RegistryError("SIZE_INVALID", { limit }, { status: 413, message: `manifest is larger than ${limit} bytes` });
+    new RegistryError("REQUEST_TOO_LARGE", { limit }, { message: `manifest is larger than ${limit} bytes (MAX_MANIFEST_BYTES)` });
   const declared = Number(request.headers.get("Content-Length") ?? "0");
   if (declared > limit) throw tooLarge();
   if (!request.body) return new Uint8Array(0);
@@ -21,9 +21,10 @@ async function readBounded(request: Request, limit: number): Promise<Uint8Array>
 
 // OCI dist-spec end-3 (GET/HEAD), end-7 (PUT), end-9 (DELETE).
 export const manifests = new Hono<AppEnv>()
-  .get("/:name{.+}/manifests/:reference", requires("pull"), mirrored, edgeCached("manifests"), async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    const { record, body, headers: notes } = await c.var.registry.manifests.resolve(repository, c.req.param("reference"));
+  .get("/:name{.+}/manifests/:reference", parsePath("reference"), requires("pull"), mirrored, tagCached, async (c) => {
+    const { repository } = pathOf(c);
+    const reference = referenceOf(c);
+    const { record, body, headers: notes } = await c.var.registry.manifests.resolve(repository, reference);
     const headers = {
       ...notes,
       "Content-Type": record.mediaType,
@@ -32,14 +33,15 @@ export const manifests = new Hono<AppEnv>()
       ETag: `"${record.digest}"`,
     };
     // A tag can move at any time: caches must ask again, or keep it TAG_CACHE_SECONDS (set by the edge cache then).
-    if (!c.req.param("reference").includes(":") && c.var.registry.config.TAG_CACHE_SECONDS === 0) c.header("Cache-Control", "no-cache");
+    if ("digest" in reference) c.header("Cache-Control", immutable(c.var.registry.config, repository));
+    else if (c.var.registry.config.TAG_CACHE_SECONDS === 0) c.header("Cache-Control", "no-cache");
     if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
     if (c.req.method === "HEAD") return c.body(null, 200, headers);
     return c.body((await body()) as string, 200, headers);
   })
-  .put("/:name{.+}/manifests/:reference", requires("push"), mirrored, async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    const reference = c.req.param("reference");
+  .put("/:name{.+}/manifests/:reference", parsePath("reference"), requires("push"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
+    const reference = referenceOf(c);
     const bytes = await readBounded(c.req.raw, c.var.registry.config.MAX_MANIFEST_BYTES);
     const { digest, subject } = await c.var.registry.manifests.put(
       repository,
@@ -52,13 +54,13 @@ export const manifests = new Hono<AppEnv>()
       "Docker-Content-Digest": digest,
     };
     if (subject) headers["OCI-Subject"] = subject;
-    if (!reference.includes(":") && c.var.registry.config.TAG_CACHE_SECONDS > 0) await purgeEdgeCache(repository, "manifests", reference);
+    if ("tag" in reference && c.var.registry.config.TAG_CACHE_SECONDS > 0) await purgeEdgeCache(repository, "manifests", reference.tag);
     return c.body(null, 201, headers);
   })
-  .delete("/:name{.+}/manifests/:reference", requires("delete"), mirrored, async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    const reference = c.req.param("reference");
+  .delete("/:name{.+}/manifests/:reference", parsePath("reference"), requires("delete"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
+    const reference = referenceOf(c);
     await c.var.registry.manifests.delete(repository, reference);
-    await purgeEdgeCache(repository, "manifests", reference);
+    if ("tag" in reference) await purgeEdgeCache(repository, "manifests", reference.tag);
     return c.body(null, 202);
   });

@@ -3,13 +3,13 @@ import { requires } from "../auth/middleware";
 import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { MediaTypes } from "../manifests/schema";
-import { parseRepositoryName } from "../references";
+import { digestOf, parsePath, pathOf } from "./path";
 
 // OCI dist-spec end-12a/12b: manifests whose subject is the digest, as an image index.
-export const referrers = new Hono<AppEnv>().get("/:name{.+}/referrers/:digest", requires("pull"), mirrored, async (c) => {
-  const repository = parseRepositoryName(c.req.param("name"));
+export const referrers = new Hono<AppEnv>().get("/:name{.+}/referrers/:digest", parsePath("digest"), requires("pull"), mirrored, async (c) => {
+  const { repository } = pathOf(c);
   const artifactType = c.req.query("artifactType") ?? null;
-  const found = await c.var.registry.manifests.referrers(repository, c.req.param("digest"), artifactType);
+  const found = await c.var.registry.manifests.referrers(repository, digestOf(c), artifactType);
   if (artifactType !== null) c.header("OCI-Filters-Applied", "artifactType");
   const index = {
     schemaVersion: 2,

@@ -1,10 +1,10 @@
 import { Hono, type Context } from "hono";
 import { requires } from "../auth/middleware";
 import type { AppEnv } from "../context";
-import { parseRepositoryName } from "../references";
 import { IMAGE_CONFIG_MEDIA_TYPES } from "../search/image-config";
 import { normalizeQuery, SearchService } from "../search/search";
 import { parsePage } from "./pagination";
+import { parsePath, pathOf } from "./path";
 
 // Pages are small: every item carries a few rows' worth of facts.
 const DEFAULT_PAGE = 25;
@@ -41,8 +41,8 @@ export const search = new Hono<AppEnv>()
       })),
     });
   })
-  .get("/api/repositories/:name{.+}/tags", requires("pull"), async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
+  .get("/api/repositories/:name{.+}/tags", parsePath(), requires("pull"), async (c) => {
+    const { repository } = pathOf(c);
     const limit = pageSize(c);
     const page = await new SearchService(c.var.registry.db).tags(repository, c.req.query("cursor"), limit);
     linkNext(c, `/api/repositories/${repository}/tags`, { n: String(limit) }, page.next);

@@ -2,12 +2,12 @@ import { Hono } from "hono";
 import { requires } from "../auth/middleware";
 import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
-import { parseRepositoryName } from "../references";
+import { parsePath, pathOf } from "./path";
 import { nextLink, parsePage } from "./pagination";
 
 // OCI dist-spec end-8a/8b: tags in lexical order, paginated with n and last.
-export const tags = new Hono<AppEnv>().get("/:name{.+}/tags/list", requires("pull"), mirrored, async (c) => {
-  const repository = parseRepositoryName(c.req.param("name"));
+export const tags = new Hono<AppEnv>().get("/:name{.+}/tags/list", parsePath(), requires("pull"), mirrored, async (c) => {
+  const { repository } = pathOf(c);
   const page = parsePage((name) => c.req.query(name));
   const found = await c.var.registry.manifests.tags(repository, page.limit + 1, page.last);
   const list = found.slice(0, page.limit);

@@ -5,6 +5,7 @@ import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { parseContentRange } from "../ranges";
 import { parseDigest, parseRepositoryName } from "../references";
+import { parsePath, pathOf, uploadIdOf } from "./path";
 import type { ChunkExpectation } from "../uploads/upload-session";
 import { rangeHeader, tooLarge } from "../uploads/upload-session";
 
@@ -27,9 +28,9 @@ function chunkExpectation(c: Context<AppEnv>): ChunkExpectation {
   const range = parseContentRange(c.req.header("Content-Range") ?? null);
   if (range && length !== undefined && range.length !== length) {
     throw new RegistryError(
-      "BLOB_UPLOAD_INVALID",
+      "RANGE_INVALID",
       { contentRange: c.req.header("Content-Range"), contentLength: length },
-      { status: 416, message: "Content-Range and Content-Length disagree" },
+      { message: "Content-Range and Content-Length disagree" },
     );
   }
   return { start: range?.start, length: range?.length ?? length };
@@ -49,8 +50,8 @@ function uploadHeaders(repository: string, uploadId: string, offset: number): Re
 
 // OCI dist-spec end-4a/4b (POST), end-5 (PATCH), end-6 (PUT), end-11 (mount), end-13 (GET status), DELETE.
 export const uploads = new Hono<AppEnv>()
-  .post("/:name{.+}/blobs/uploads/", requires("push"), mirrored, async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
+  .post("/:name{.+}/blobs/uploads/", parsePath(), requires("push"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
     const { blobs, uploads: sessions, config, quota } = c.var.registry;
 
     const mount = c.req.query("mount");
@@ -69,7 +70,7 @@ export const uploads = new Hono<AppEnv>()
       const digest = parseDigest(whole);
       const length = declaredLength(c);
       if (length === undefined) {
-        throw new RegistryError("SIZE_INVALID", null, { status: 411, message: "a monolithic upload needs Content-Length" });
+        throw new RegistryError("LENGTH_REQUIRED", null, { message: "a monolithic upload needs Content-Length" });
       }
       await quota.ensureRoom(length);
       const record = await blobs.putWhole(repository, digest, c.req.raw.body, length);
@@ -84,23 +85,23 @@ export const uploads = new Hono<AppEnv>()
       "OCI-Chunk-Max-Length": String(config.MAX_BODY_BYTES),
     });
   })
-  .get("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    const uploadId = c.req.param("id");
+  .get("/:name{.+}/blobs/uploads/:id", parsePath("uploadId"), requires("push"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
+    const uploadId = uploadIdOf(c);
     const offset = await c.var.registry.uploads.status(repository, uploadId);
     return c.body(null, 204, uploadHeaders(repository, uploadId, offset));
   })
-  .patch("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    const uploadId = c.req.param("id");
+  .patch("/:name{.+}/blobs/uploads/:id", parsePath("uploadId"), requires("push"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
+    const uploadId = uploadIdOf(c);
     const expect = chunkExpectation(c);
     const body = hasBody(c, expect) ? c.req.raw.body : null;
     const offset = await c.var.registry.uploads.append(repository, uploadId, body, expect);
     return c.body(null, 202, uploadHeaders(repository, uploadId, offset));
   })
-  .put("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    const uploadId = c.req.param("id");
+  .put("/:name{.+}/blobs/uploads/:id", parsePath("uploadId"), requires("push"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
+    const uploadId = uploadIdOf(c);
     const query = c.req.query("digest");
     if (query === undefined) throw new RegistryError("DIGEST_INVALID", null, { message: "the digest query parameter is required" });
     const digest = parseDigest(query);
@@ -111,9 +112,9 @@ export const uploads = new Hono<AppEnv>()
     const record = await sessions.complete(repository, uploadId, digest, body, expect);
     return c.body(null, 201, { Location: blobLocation(repository, record.digest), "Docker-Content-Digest": record.digest });
   })
-  .delete("/:name{.+}/blobs/uploads/:id", requires("push"), mirrored, async (c) => {
-    const repository = parseRepositoryName(c.req.param("name"));
-    await c.var.registry.uploads.cancel(repository, c.req.param("id"));
+  .delete("/:name{.+}/blobs/uploads/:id", parsePath("uploadId"), requires("push"), mirrored, async (c) => {
+    const { repository } = pathOf(c);
+    await c.var.registry.uploads.cancel(repository, uploadIdOf(c));
     return c.body(null, 204);
   });
 

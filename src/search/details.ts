@@ -1,7 +1,7 @@
 import type { Registry } from "../context";
 import { RegistryError } from "../errors";
 import { isIndexMediaType, isManifestMediaType, SCHEMAS, type Descriptor, type ImageIndex, type ImageManifest } from "../manifests/schema";
-import { parseReference } from "../references";
+import { parseDigest, parseReference } from "../references";
 import type { ReferrerRecord } from "../storage/manifest-records";
 import { SearchRecords } from "../storage/search-records";
 import { IMAGE_CONFIG_MEDIA_TYPES, readImageConfig, type ConfigRead } from "./image-config";
@@ -62,7 +62,7 @@ export async function describeManifest(registry: Registry, repository: string, r
   const tag = "tag" in target ? await records.tag(repository, target.tag) : null;
   if ("tag" in target && !tag) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference });
   const digest = tag?.digest ?? ("digest" in target ? target.digest.digest : "");
-  const { record, body } = await registry.manifests.resolve(repository, digest);
+  const { record, body } = await registry.manifests.resolve(repository, { digest: parseDigest(digest) });
   if (!isManifestMediaType(record.mediaType)) throw new Error(`manifest ${digest} has media type ${record.mediaType}`);
   const manifest = SCHEMAS[record.mediaType].parse(JSON.parse(await new Response(await body()).text()));
   const isIndex = isIndexMediaType(record.mediaType);
@@ -96,7 +96,7 @@ export async function describeManifest(registry: Registry, repository: string, r
     })),
     config: null,
     layers: [],
-    referrers: groupReferrers(await registry.manifests.referrers(repository, digest, null)),
+    referrers: groupReferrers(await registry.manifests.referrers(repository, parseDigest(digest), null)),
   };
   if (isIndex) return details;
 

@@ -57,7 +57,7 @@ export async function readImageConfig(blobs: BlobService, repository: string, di
     throw error;
   }
   if (record.size > MAX_CONFIG_BYTES) return { config: null, problem: `the config is larger than ${MAX_CONFIG_BYTES} bytes` };
-  const bytes = await readAtMost(await blobs.open(record, null), MAX_CONFIG_BYTES);
+  const bytes = await readAtMost((await blobs.open(repository, record, null)).body, MAX_CONFIG_BYTES);
   if (!bytes) return { config: null, problem: `the config is larger than ${MAX_CONFIG_BYTES} bytes` };
   let json: unknown;
   try {

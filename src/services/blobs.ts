@@ -1,4 +1,5 @@
-import type { Env } from "../config";
+import { cachedBlob, keepBlob, type Waiter } from "../cache/edge";
+import { configOf, type Env } from "../config";
 import { digestOfStream } from "../digest";
 import { RegistryError } from "../errors";
 import type { ByteRange } from "../ranges";
@@ -7,10 +8,19 @@ import { BlobRecords, type BlobRecord } from "../storage/blob-records";
 import { findNearby, RequestDatabase } from "../storage/database";
 import { blobKey, checksumOption } from "../storage/objects";
 
+/** A blob's bytes, and whether a cache had them (null: not cacheable, streamed from a mirror's upstream). */
+export interface OpenedBlob {
+  body: ReadableStream;
+  cache: "hit" | "miss" | null;
+}
+
+const NO_WAITER: Waiter = { waitUntil: () => undefined };
+
 export class BlobService {
   constructor(
     private readonly env: Env,
     private readonly db: RequestDatabase = RequestDatabase.primary(env.DB),
+    private readonly ctx: Waiter = NO_WAITER,
   ) {}
 
   private get records(): BlobRecords {
@@ -24,7 +34,19 @@ export class BlobService {
     return record;
   }
 
-  async open(record: BlobRecord, range: ByteRange | null): Promise<ReadableStream> {
+  /**
+   * The bytes of a blob whose link the caller has just read (stat): from a cache when one holds them, else from R2,
+   * keeping a copy. A cache is consulted only here, after authorization and the link's D1 read.
+   */
+  async open(repository: string, record: BlobRecord, range: ByteRange | null): Promise<OpenedBlob> {
+    const cached = await cachedBlob(repository, record.digest, range);
+    if (cached) return { body: cached, cache: "hit" };
+    const body = await this.read(record, range);
+    if (range) return { body, cache: "miss" };
+    return { body: await keepBlob(repository, record.digest, record.size, body, configOf(this.env).EDGE_CACHE_MAX_BYTES, this.ctx), cache: "miss" };
+  }
+
+  private async read(record: BlobRecord, range: ByteRange | null): Promise<ReadableStream> {
     const read = (key: string) => this.env.BLOBS.get(key, range ? { range } : {});
     const object = await read(record.objectKey);
     if (object) return object.body;

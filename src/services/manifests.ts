@@ -3,7 +3,7 @@ import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
 import { isIndexMediaType, isManifestMediaType, isNonDistributable, type ImageIndex, type ImageManifest, SCHEMAS } from "../manifests/schema";
 import { patternMatches } from "../auth/scopes";
-import { parseDigest, parseReference } from "../references";
+import { parseDigest, referenceText, type ParsedDigest, type Reference } from "../references";
 import { findNearby, RequestDatabase } from "../storage/database";
 import { ManifestRecords, type ManifestRecord, type ReferrerRecord } from "../storage/manifest-records";
 import { manifestKey } from "../storage/objects";
@@ -31,13 +31,12 @@ export class ManifestService {
     return new ManifestRecords(this.db.current);
   }
 
-  async resolve(repository: string, reference: string): Promise<StoredManifest> {
-    const parsed = parseReference(reference);
+  async resolve(repository: string, parsed: Reference): Promise<StoredManifest> {
     const record =
       "tag" in parsed
         ? await this.records.findByTag(repository, parsed.tag)
         : await findNearby(this.db, (db) => new ManifestRecords(db).find(repository, parsed.digest.digest));
-    if (!record) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference });
+    if (!record) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: referenceText(parsed) });
     return { record, body: () => this.bodyOf(record) };
   }
 
@@ -52,11 +51,10 @@ export class ManifestService {
   /** Validates and stores a manifest; returns its digest and subject. Nothing is written unless all of it is valid. */
   async put(
     repository: string,
-    reference: string,
+    target: Reference,
     contentType: string | null,
     bytes: Uint8Array,
   ): Promise<{ digest: string; subject: string | null }> {
-    const target = parseReference(reference);
     const digest = await digestOf(bytes, "digest" in target ? target.digest.algorithm : "sha256");
     if ("digest" in target && target.digest.digest !== digest) {
       throw new RegistryError("DIGEST_INVALID", { expected: target.digest.digest, actual: digest });
@@ -132,8 +130,7 @@ export class ManifestService {
     return this.immutableTags.some((pattern) => patternMatches(pattern, repository));
   }
 
-  async delete(repository: string, reference: string): Promise<void> {
-    const target = parseReference(reference);
+  async delete(repository: string, target: Reference): Promise<void> {
     if (this.isImmutable(repository)) {
       // An immutable tag stays: neither deleted itself nor taken away with its manifest.
       const tags =
@@ -146,11 +143,11 @@ export class ManifestService {
       "tag" in target
         ? await this.records.deleteTag(repository, target.tag)
         : await this.records.delete(repository, target.digest.digest);
-    if (!deleted) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference });
+    if (!deleted) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: referenceText(target) });
   }
 
-  async referrers(repository: string, subject: string, artifactType: string | null): Promise<ReferrerRecord[]> {
-    return this.records.referrers(repository, parseDigest(subject).digest, artifactType);
+  async referrers(repository: string, subject: ParsedDigest, artifactType: string | null): Promise<ReferrerRecord[]> {
+    return this.records.referrers(repository, subject.digest, artifactType);
   }
 
   async tags(repository: string, limit: number, last: string | null): Promise<string[]> {

@@ -1,12 +1,10 @@
 import type { Env } from "../config";
-import { deserializeError, RegistryError } from "../errors";
-import type { ParsedDigest } from "../references";
+import { deserializeError } from "../errors";
+import { parseUploadId, type ParsedDigest } from "../references";
 import type { BlobRecord } from "../storage/blob-records";
 import { BlobService } from "./blobs";
 import type { ChunkExpectation, Outcome } from "../uploads/upload-session";
 
-// Upload ids are random UUIDs: unguessable, and the only way to reach a session's Durable Object.
-const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 export class UploadService {
   constructor(private readonly env: Env) {}
@@ -18,7 +16,7 @@ export class UploadService {
   }
 
   status(repository: string, uploadId: string): Promise<number> {
-    return unwrap(this.session(uploadId, repository).status(repository));
+    return unwrap(this.session(uploadId).status(repository));
   }
 
   append(
@@ -27,7 +25,7 @@ export class UploadService {
     body: ReadableStream<Uint8Array> | null,
     expect: ChunkExpectation,
   ): Promise<number> {
-    return unwrap(this.session(uploadId, repository).append(repository, body, expect));
+    return unwrap(this.session(uploadId).append(repository, body, expect));
   }
 
   async complete(
@@ -37,7 +35,7 @@ export class UploadService {
     body: ReadableStream<Uint8Array> | null,
     expect: ChunkExpectation,
   ): Promise<BlobRecord> {
-    const session = this.session(uploadId, repository);
+    const session = this.session(uploadId);
     if (body && expect.length !== undefined && (expect.start ?? 0) === 0 && (await unwrap(session.status(repository))) === 0) {
       // POST then PUT with the whole blob (OCI end-4a, end-6): nothing to resume, so R2 checks the digest natively
       // instead of the session hashing in JavaScript and re-cutting parts. The session is over either way.
@@ -51,12 +49,11 @@ export class UploadService {
   }
 
   async cancel(repository: string, uploadId: string): Promise<void> {
-    await unwrap(this.session(uploadId, repository).cancel(repository));
+    await unwrap(this.session(uploadId).cancel(repository));
   }
 
-  private session(uploadId: string, repository?: string) {
-    if (!UPLOAD_ID.test(uploadId)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", { repository, uploadId: uploadId.slice(0, 64) });
-    return this.env.UPLOADS.get(this.env.UPLOADS.idFromName(uploadId));
+  private session(uploadId: string) {
+    return this.env.UPLOADS.get(this.env.UPLOADS.idFromName(parseUploadId(uploadId)));
   }
 }
 

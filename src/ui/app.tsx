@@ -100,7 +100,7 @@ export const ui = new Hono<AppEnv>()
     const tag = parseTag(c.req.param("tag"));
     requireDelete(c, repository);
     // The API's own semantics: the tag only, and an immutable tag is refused (IMMUTABLE_TAGS).
-    await c.var.registry.manifests.delete(repository, tag);
+    await c.var.registry.manifests.delete(repository, { tag });
     await purgeEdgeCache(repository, "manifests", tag);
     return c.redirect(`/r/${repository}?${new URLSearchParams({ deleted: tag })}`, 303);
   })

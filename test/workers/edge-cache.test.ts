@@ -1,5 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
+import { cacheKey } from "../../src/cache/edge";
+import { GarbageCollector } from "../../src/gc/collector";
 import worker from "../../src/index";
 import { ORIGIN, pushBlob, pushImage, pushManifest, randomBytes, sha256 } from "./helpers";
 
@@ -28,21 +30,38 @@ async function get(testEnv: object, path: string, headers: Record<string, string
   return { response, body };
 }
 
+const ADMIN_BASIC = { Authorization: `Basic ${btoa(`admin:${env.ADMIN_TOKEN}`)}` };
+
+async function send(testEnv: object, path: string, init: RequestInit) {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, init), testEnv as typeof env, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+/** Takes a blob away as another location would: its rows go, and nothing here is told (no purge reaches this isolate). */
+async function deleteElsewhere(digest: string) {
+  await env.DB.batch([
+    env.DB.prepare("DELETE FROM repository_blobs WHERE digest = ?").bind(digest),
+    env.DB.prepare("DELETE FROM blobs WHERE digest = ?").bind(digest),
+  ]);
+}
+
 describe("edge cache for content addressed by digest", () => {
-  it("serves a blob's second GET from the cache without touching R2 or D1, ranges and conditionals included", async () => {
-    const bytes = randomBytes(50_000);
+  it("serves a blob's second GET from the cache without reading R2, ranges and conditionals included; D1 confirms the link", async () => {
+    const bytes = randomBytes(300_000);
     const digest = await pushBlob("cache/app", bytes);
     const { env: testEnv, calls } = countingEnv();
     const first = await get(testEnv, `/v2/cache/app/blobs/${digest}`);
     expect(first.response.headers.get("X-Edge-Cache")).toBe("miss");
     expect(first.response.headers.get("Cache-Control")).toBe("public, max-age=31536000, immutable, no-transform");
-    expect(calls.DB + calls.BLOBS).toBeGreaterThan(0);
+    expect(calls.BLOBS).toBeGreaterThan(0);
 
     calls.DB = calls.BLOBS = 0;
     const second = await get(testEnv, `/v2/cache/app/blobs/${digest}`);
     expect(second.response.status).toBe(200);
     expect(second.response.headers.get("X-Edge-Cache")).toBe("hit");
-    expect(second.response.headers.get("Content-Length")).toBe("50000");
+    expect(second.response.headers.get("Content-Length")).toBe("300000");
     expect(second.response.headers.get("Docker-Content-Digest")).toBe(digest);
     expect(await sha256(second.body)).toBe(digest);
     const partial = await get(testEnv, `/v2/cache/app/blobs/${digest}`, { Range: "bytes=10-19" });
@@ -52,71 +71,97 @@ describe("edge cache for content addressed by digest", () => {
     expect(unchanged.response.status).toBe(304);
     const head = await get(testEnv, `/v2/cache/app/blobs/${digest}`, {}, "HEAD");
     expect(head.response.status).toBe(200);
-    expect(head.response.headers.get("X-Edge-Cache")).toBe("hit");
-    expect(head.response.headers.get("Content-Length")).toBe("50000");
-    expect(head.response.headers.get("Docker-Content-Digest")).toBe(digest);
+    expect(head.response.headers.get("Content-Length")).toBe("300000");
     expect(head.body.byteLength).toBe(0);
-    expect(calls).toEqual({ DB: 0, BLOBS: 0 });
+    expect(calls.BLOBS).toBe(0);
+    // Every one of those read the link row: a cache never answers for a link D1 no longer has.
+    expect(calls.DB).toBeGreaterThanOrEqual(4);
 
-    // A delete drops the cached copy: the blob is gone from this repository.
-    const ctx = createExecutionContext();
-    expect((await worker.fetch(new Request(`${ORIGIN}/v2/cache/app/blobs/${digest}`, { method: "DELETE" }), testEnv as typeof env, ctx)).status).toBe(202);
+    // A delete here: 404 at once.
+    expect((await send(testEnv, `/v2/cache/app/blobs/${digest}`, { method: "DELETE" })).status).toBe(202);
     expect((await get(testEnv, `/v2/cache/app/blobs/${digest}`)).response.status).toBe(404);
   });
 
-  it("caches manifests by digest but not by tag", async () => {
-    const digest = await pushManifest("cache/manifests", "latest", await pushImage("cache/manifests"));
+  it("keeps small blobs (configs) in the isolate's memory: a hit asks neither the Cache API nor R2", async () => {
+    const digest = await pushBlob("cache/memory", randomBytes(2000));
     const { env: testEnv, calls } = countingEnv();
-    await get(testEnv, `/v2/cache/manifests/manifests/${digest}`);
-    calls.DB = calls.BLOBS = 0;
-    const hit = await get(testEnv, `/v2/cache/manifests/manifests/${digest}`);
-    expect(hit.response.headers.get("X-Edge-Cache")).toBe("hit");
-    expect(hit.response.headers.get("Content-Type")).toBe("application/vnd.oci.image.manifest.v1+json");
-    expect(await sha256(hit.body)).toBe(digest);
-    const head = await get(testEnv, `/v2/cache/manifests/manifests/${digest}`, {}, "HEAD");
-    expect(head.response.headers.get("X-Edge-Cache")).toBe("hit");
-    expect(head.response.headers.get("Content-Length")).toBe(String(hit.body.byteLength));
-    expect(head.response.headers.get("Content-Type")).toBe("application/vnd.oci.image.manifest.v1+json");
-    expect(calls).toEqual({ DB: 0, BLOBS: 0 });
-    const byTag = await get(testEnv, "/v2/cache/manifests/manifests/latest");
-    expect(byTag.response.headers.get("X-Edge-Cache")).toBeNull();
-    expect(byTag.response.headers.get("Cache-Control")).toBe("no-cache");
-  });
-
-  it("answers repeated small GETs, HEADs and conditional requests from the isolate's memory, without the Cache API", async () => {
-    const digest = await pushManifest("cache/memory", "v1", await pushImage("cache/memory"));
-    const { env: testEnv, calls } = countingEnv();
-    const first = await get(testEnv, `/v2/cache/memory/manifests/${digest}`);
+    const first = await get(testEnv, `/v2/cache/memory/blobs/${digest}`);
     expect(first.response.headers.get("X-Edge-Cache")).toBe("miss");
     calls.DB = calls.BLOBS = 0;
     const match = vi.spyOn(caches.default, "match");
     try {
-      const again = await get(testEnv, `/v2/cache/memory/manifests/${digest}`);
+      const again = await get(testEnv, `/v2/cache/memory/blobs/${digest}`);
       expect(again.response.headers.get("X-Edge-Cache")).toBe("hit");
-      expect(again.response.headers.get("Content-Type")).toBe("application/vnd.oci.image.manifest.v1+json");
-      expect(again.response.headers.get("Cache-Control")).toBe("public, max-age=31536000, immutable, no-transform");
       expect(again.body).toEqual(first.body);
-      const head = await get(testEnv, `/v2/cache/memory/manifests/${digest}`, {}, "HEAD");
-      expect(head.response.headers.get("Content-Length")).toBe(String(first.body.byteLength));
-      expect(head.body.byteLength).toBe(0);
-      const unchanged = await get(testEnv, `/v2/cache/memory/manifests/${digest}`, { "If-None-Match": `"${digest}"` });
-      expect(unchanged.response.status).toBe(304);
-      expect(match).not.toHaveBeenCalled();
-      // A range is the Cache API's to answer.
-      const partial = await get(testEnv, `/v2/cache/memory/manifests/${digest}`, { Range: "bytes=0-9" });
+      const partial = await get(testEnv, `/v2/cache/memory/blobs/${digest}`, { Range: "bytes=5-14" });
       expect(partial.response.status).toBe(206);
-      expect(partial.body).toEqual(first.body.slice(0, 10));
-      expect(match).toHaveBeenCalledTimes(1);
+      expect(partial.body).toEqual(first.body.slice(5, 15));
+      expect(match).not.toHaveBeenCalled();
     } finally {
       match.mockRestore();
     }
-    expect(calls).toEqual({ DB: 0, BLOBS: 0 });
+    expect(calls.BLOBS).toBe(0);
+  });
 
-    // A delete forgets the isolate's copy too.
-    const ctx = createExecutionContext();
-    expect((await worker.fetch(new Request(`${ORIGIN}/v2/cache/memory/manifests/${digest}`, { method: "DELETE" }), testEnv as typeof env, ctx)).status).toBe(202);
-    await waitOnExecutionContext(ctx);
-    expect((await get(testEnv, `/v2/cache/memory/manifests/${digest}`)).response.status).toBe(404);
+  it("answers 404 for a blob deleted elsewhere although every cache here still holds it (GET and HEAD)", async () => {
+    for (const size of [2000, 300_000]) {
+      const digest = await pushBlob("cache/gone", randomBytes(size));
+      const { env: testEnv } = countingEnv();
+      await get(testEnv, `/v2/cache/gone/blobs/${digest}`);
+      expect((await get(testEnv, `/v2/cache/gone/blobs/${digest}`)).response.headers.get("X-Edge-Cache")).toBe("hit");
+      await deleteElsewhere(digest);
+      expect((await get(testEnv, `/v2/cache/gone/blobs/${digest}`)).response.status).toBe(404);
+      expect((await get(testEnv, `/v2/cache/gone/blobs/${digest}`, {}, "HEAD")).response.status).toBe(404);
+      expect((await get(testEnv, `/v2/cache/gone/blobs/${digest}`, { Range: "bytes=0-9" })).response.status).toBe(404);
+    }
+  });
+
+  it("lets the same image be pushed again after its pull filled the caches and a delete and GC removed it", async () => {
+    const { env: testEnv } = countingEnv();
+    const manifest = await pushImage("cache/repush", [2000, 300_000]);
+    const digest = await pushManifest("cache/repush", "v1", manifest);
+    const blobDigests = [manifest.config.digest, ...manifest.layers.map((layer) => layer.digest)];
+    const layerBytes = new Map<string, Uint8Array>();
+    for (const blob of blobDigests) {
+      await get(testEnv, `/v2/cache/repush/blobs/${blob}`);
+      const hit = await get(testEnv, `/v2/cache/repush/blobs/${blob}`);
+      expect(hit.response.headers.get("X-Edge-Cache")).toBe("hit");
+      layerBytes.set(blob, hit.body);
+    }
+    // Deleted, then collected: GC runs with no grace so the bytes really go.
+    expect((await send(testEnv, `/v2/cache/repush/manifests/${digest}`, { method: "DELETE" })).status).toBe(202);
+    for (const blob of blobDigests) expect((await send(testEnv, `/v2/cache/repush/blobs/${blob}`, { method: "DELETE" })).status).toBe(202);
+    const collector = new GarbageCollector(env.DB, env.BLOBS);
+    for (let pass = 0; pass < 3; pass++) await collector.run({ dryRun: false, graceMs: 0, batch: 1000, now: Date.now() + 1000 });
+    for (const blob of blobDigests) expect(await env.DB.prepare("SELECT 1 FROM blobs WHERE digest = ?").bind(blob).first()).toBeNull();
+
+    // The client pushes as docker does: HEAD each blob, upload what is missing, then the manifest.
+    for (const blob of blobDigests) {
+      const head = await get(testEnv, `/v2/cache/repush/blobs/${blob}`, {}, "HEAD");
+      expect(head.response.status).toBe(404);
+      const bytes = layerBytes.get(blob)!;
+      const upload = await send(testEnv, `/v2/cache/repush/blobs/uploads/?digest=${blob}`, { method: "POST", body: bytes, headers: { "Content-Length": String(bytes.byteLength) } });
+      expect(upload.status).toBe(201);
+    }
+    const put = await send(testEnv, "/v2/cache/repush/manifests/v1", { method: "PUT", headers: { "Content-Type": manifest.mediaType }, body: JSON.stringify(manifest) });
+    expect(put.status).toBe(201);
+    for (const blob of blobDigests) expect(await sha256((await get(testEnv, `/v2/cache/repush/blobs/${blob}`)).body)).toBe(blob);
+  });
+
+  it("reads manifests by digest from D1 every time, never from a cache, and says they are immutable", async () => {
+    const digest = await pushManifest("cache/manifests", "latest", await pushImage("cache/manifests"));
+    const { env: testEnv, calls } = countingEnv();
+    const first = await get(testEnv, `/v2/cache/manifests/manifests/${digest}`);
+    expect(first.response.headers.get("Cache-Control")).toBe("public, max-age=31536000, immutable, no-transform");
+    expect(await sha256(first.body)).toBe(digest);
+    calls.DB = 0;
+    await get(testEnv, `/v2/cache/manifests/manifests/${digest}`);
+    expect(calls.DB).toBeGreaterThan(0);
+    const byTag = await get(testEnv, "/v2/cache/manifests/manifests/latest");
+    expect(byTag.response.headers.get("X-Edge-Cache")).toBeNull();
+    expect(byTag.response.headers.get("Cache-Control")).toBe("no-cache");
+    expect((await send(testEnv, `/v2/cache/manifests/manifests/${digest}`, { method: "DELETE" })).status).toBe(202);
+    expect((await get(testEnv, `/v2/cache/manifests/manifests/${digest}`)).response.status).toBe(404);
   });
 
   it("keeps manifests by tag for TAG_CACHE_SECONDS when set, and forgets a tag that moves here", async () => {
@@ -133,13 +178,7 @@ describe("edge cache for content addressed by digest", () => {
 
     // The tag moves through this location: the next pull sees the new digest at once.
     const manifest = await pushImage("cache/tagged", [4096]);
-    const ctx = createExecutionContext();
-    const put = await worker.fetch(
-      new Request(`${ORIGIN}/v2/cache/tagged/manifests/latest`, { method: "PUT", headers: { "Content-Type": manifest.mediaType }, body: JSON.stringify(manifest) }),
-      testEnv as typeof env,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
+    const put = await send(testEnv, "/v2/cache/tagged/manifests/latest", { method: "PUT", headers: { "Content-Type": manifest.mediaType }, body: JSON.stringify(manifest) });
     expect(put.status).toBe(201);
     const moved = await get(testEnv, "/v2/cache/tagged/manifests/latest");
     expect(moved.response.headers.get("X-Edge-Cache")).toBe("miss");
@@ -149,15 +188,36 @@ describe("edge cache for content addressed by digest", () => {
 
   it("never serves a cached copy through another repository or to a caller who may not pull", async () => {
     const digest = await pushBlob("cache/private", randomBytes(1000));
-    const token = { AUTH_MODE: "token", PUBLIC_REPOSITORIES: "" };
-    const admin = { Authorization: `Basic ${btoa(`admin:${env.ADMIN_TOKEN}`)}` };
+    const token = { AUTH_MODE: "token", PUBLIC_REPOSITORIES: "public/*" };
     const { env: testEnv } = countingEnv(token);
-    const warm = await get(testEnv, `/v2/cache/private/blobs/${digest}`, admin);
+    const warm = await get(testEnv, `/v2/cache/private/blobs/${digest}`, ADMIN_BASIC);
     expect(warm.response.status).toBe(200);
     expect(warm.response.headers.get("Cache-Control")).toBe("private, max-age=31536000, immutable, no-transform");
-    expect((await get(testEnv, `/v2/cache/private/blobs/${digest}`, admin)).response.headers.get("X-Edge-Cache")).toBe("hit");
+    expect((await get(testEnv, `/v2/cache/private/blobs/${digest}`, ADMIN_BASIC)).response.headers.get("X-Edge-Cache")).toBe("hit");
     expect((await get(testEnv, `/v2/cache/private/blobs/${digest}`)).response.status).toBe(401);
-    expect((await get(testEnv, `/v2/cache/elsewhere/blobs/${digest}`, admin)).response.status).toBe(404);
+    expect((await get(testEnv, `/v2/cache/elsewhere/blobs/${digest}`, ADMIN_BASIC)).response.status).toBe(404);
+    // The review's exploit: a public repository's path whose digest part walks to the private entry. It is answered
+    // as the same walk to a digest stored nowhere is: the digest is invalid.
+    const absent = `sha256:${"e".repeat(64)}`;
+    for (const walk of ["%2F..%2F..%2F..%2F..%2F", "%2f..%2f..%2f..%2f..%2f", "%2F%2e%2e%2F%2e%2e%2F%2e%2e%2F%2e%2e%2F"]) {
+      const path = (target: string) => `/v2/public/x/blobs/sha256:0${walk}cache${walk.slice(-3)}private${walk.slice(-3)}blobs${walk.slice(-3)}${target}`;
+      for (const method of ["GET", "HEAD"]) {
+        const attack = await get(testEnv, path(digest), {}, method);
+        const control = await get(testEnv, path(absent), {}, method);
+        expect(attack.response.status).toBe(400);
+        expect(control.response.status).toBe(400);
+        expect(attack.body.byteLength === 0 ? "" : new TextDecoder().decode(attack.body).replaceAll(digest, absent)).toBe(new TextDecoder().decode(control.body));
+      }
+    }
+  });
+
+  it("builds every key from validated parts, in a query string that URL parsing never rewrites", () => {
+    expect(cacheKey({ kind: "blob", repository: "a/b", digest: `sha256:${"0".repeat(64)}` })).toBe(
+      `https://edge-cache.registry.internal/v1/blob?repository=a%2Fb&digest=sha256%3A${"0".repeat(64)}`,
+    );
+    expect(() => cacheKey({ kind: "blob", repository: "a/../b", digest: `sha256:${"0".repeat(64)}` })).toThrow();
+    expect(() => cacheKey({ kind: "blob", repository: "a", digest: "sha256:0/../../x" })).toThrow();
+    expect(() => cacheKey({ kind: "tag", repository: "a", tag: "v1/../../x" })).toThrow();
   });
 });
 

@@ -1,0 +1,58 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../context";
+import { parseDigest, parseReference, parseRepositoryName, parseUploadId, type ParsedDigest, type Reference } from "../references";
+
+// Every path parameter is parsed into a typed value here, as the first middleware of its route, before anything
+// looks anything up with it (authorization, the mirror, a cache, D1, R2, a Durable Object). Nothing else in the
+// API reads c.req.param(): a test keeps it so.
+
+/** What a route's path names, validated. */
+export interface RequestPath {
+  repository: string;
+  digest?: ParsedDigest;
+  reference?: Reference;
+  uploadId?: string;
+}
+
+type Part = "digest" | "reference" | "uploadId";
+const PARAMETER: Record<Part, string> = { digest: "digest", reference: "reference", uploadId: "id" };
+
+/** Parses `:name` and the given parts of the route's path into c.var.path. */
+export function parsePath(...parts: Part[]): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const path: RequestPath = { repository: parseRepositoryName(c.req.param("name") ?? "") };
+    const value = (part: Part) => c.req.param(PARAMETER[part]) ?? "";
+    for (const part of parts) {
+      if (part === "digest") path.digest = parseDigest(value(part));
+      if (part === "reference") path.reference = parseReference(value(part));
+      if (part === "uploadId") path.uploadId = parseUploadId(value(part));
+    }
+    c.set("path", path);
+    await next();
+  };
+}
+
+/** The validated path of a route that has parsePath in front of it. */
+export function pathOf(c: Context<AppEnv>): RequestPath {
+  const path = c.var.path as RequestPath | undefined;
+  if (!path) throw new Error(`route ${c.req.routePath} reads its path without parsePath`);
+  return path;
+}
+
+export function digestOf(c: Context<AppEnv>): ParsedDigest {
+  const { digest } = pathOf(c);
+  if (!digest) throw new Error(`route ${c.req.routePath} has no digest`);
+  return digest;
+}
+
+export function referenceOf(c: Context<AppEnv>): Reference {
+  const { reference } = pathOf(c);
+  if (!reference) throw new Error(`route ${c.req.routePath} has no reference`);
+  return reference;
+}
+
+export function uploadIdOf(c: Context<AppEnv>): string {
+  const { uploadId } = pathOf(c);
+  if (!uploadId) throw new Error(`route ${c.req.routePath} has no upload id`);
+  return uploadId;
+}
