@@ -37,6 +37,10 @@ export default defineConfig({
         },
       },
       {
+        // Rules about the source itself, checked in Node (no runtime needed).
+        test: { name: "source", include: ["test/source/**/*.test.ts"], environment: "node" },
+      },
+      {
         // End to end: `wrangler dev` driven by real clients (skopeo, curl).
         test: {
           name: "e2e",

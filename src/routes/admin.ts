@@ -3,7 +3,7 @@ import { parseBasic, sameSecret } from "../auth/credentials";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { collectGarbage } from "../gc/run";
-import { AccessTokenService, NewAccessToken } from "../services/access-tokens";
+import { AccessTokenService, NewAccessToken, parseAccessTokenId } from "../services/access-tokens";
 
 /** The admin API answers only to the admin token (a secret), as Bearer or as a Basic password. */
 const adminOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -33,6 +33,6 @@ export const admin = new Hono<AppEnv>()
   .get("/admin/usage", async (c) => c.json(await c.var.registry.quota.usage()))
   .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
   .delete("/admin/tokens/:id", async (c) => {
-    await new AccessTokenService(c.env.DB).revoke(c.req.param("id"));
+    await new AccessTokenService(c.env.DB).revoke(parseAccessTokenId(c.req.param("id")));
     return c.body(null, 204);
   });

@@ -35,6 +35,13 @@ const view = (record: AccessTokenRecord): AccessTokenView => ({
   revokedAt: record.revokedAt === null ? null : new Date(record.revokedAt).toISOString(),
 });
 
+/** An access token's id (the part after ocr_); another text names no token. */
+export type AccessTokenId = string;
+export function parseAccessTokenId(id: string): AccessTokenId {
+  if (!/^[a-z0-9]{16}$/.test(id)) throw new RegistryError("NOT_FOUND", { id: id.slice(0, 32) }, { message: "no such active access token" });
+  return id;
+}
+
 export class AccessTokenService {
   private readonly records: AccessTokenRecords;
 
@@ -72,7 +79,7 @@ export class AccessTokenService {
     return (await this.records.list()).map(view);
   }
 
-  async revoke(id: string): Promise<void> {
+  async revoke(id: AccessTokenId): Promise<void> {
     if (!(await this.records.revoke(id, Date.now()))) {
       throw new RegistryError("NOT_FOUND", { id }, { message: "no such active access token" });
     }
