@@ -40,7 +40,8 @@ export class MirrorBlobService extends BlobService {
       if (head.status === 404) throw new RegistryError("BLOB_UNKNOWN", { repository, digest: digest.digest, upstream: "not found" });
       // The upstream vouches that this repository holds the blob: bytes stored for another repository will do.
       const stored = await this.blobRecords.findStored(digest.digest);
-      if (stored) return this.blobRecords.record(repository, stored);
+      const linked = stored && (await this.blobRecords.link(repository, stored));
+      if (linked) return linked;
       const size = Number(head.headers.get("Content-Length"));
       if (!Number.isSafeInteger(size) || size < 0) throw new UpstreamError(502, "the upstream gave no blob size");
       this.remote.set(digest.digest, { repository, digest });
@@ -77,7 +78,8 @@ export class MirrorBlobService extends BlobService {
     if (!leader) {
       await coordinator.wait(FETCH_LEASE_MS);
       const stored = await this.blobRecords.findStored(digest.digest);
-      if (stored) return super.open(repository, await this.blobRecords.record(repository, stored), null);
+      const linked = stored && (await this.blobRecords.link(repository, stored));
+      if (linked) return super.open(repository, linked, null);
     }
     let released = false;
     const release = () => {

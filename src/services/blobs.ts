@@ -1,6 +1,5 @@
 import { cachedBlob, keepBlob, type Waiter } from "../cache/edge";
 import { configOf, type Env } from "../config";
-import { digestOfStream } from "../digest";
 import { RegistryError } from "../errors";
 import type { ByteRange } from "../ranges";
 import type { ParsedDigest } from "../references";
@@ -77,11 +76,11 @@ export class BlobService {
   }
 
   /**
-   * A whole blob in one request body of known length. The bytes are always hashed, even when the digest is already
-   * stored: a digest alone never grants access to a blob.
+   * A whole blob in one request body of known length, stored under a fresh key with R2 checking the digest. Bytes
+   * already stored under the digest are not trusted to still be there: record() keeps whichever copy its own
+   * transaction finds live and deletes the other.
    */
   async putWhole(repository: string, digest: ParsedDigest, body: ReadableStream | null, length: number): Promise<BlobRecord> {
-    const stored = await this.records.findStored(digest.digest);
     // Piped natively (a JavaScript transform here halves throughput); the pipe fails if the length is not the declared one.
     const sized = new FixedLengthStream(length);
     const whole = (body ?? new Response(new Uint8Array(0)).body!).pipeTo(sized.writable).then(
@@ -92,17 +91,14 @@ export class BlobService {
       (await whole)
         ? new RegistryError("DIGEST_INVALID", { expected: digest.digest, actual })
         : new RegistryError("SIZE_INVALID", { declared: length }, { message: "the body's length is not the declared length" });
-    if (stored) {
-      const actual = await digestOfStream(sized.readable, digest.algorithm).catch(() => "unreadable");
-      if (actual !== digest.digest) throw await failed(actual);
-      return this.records.record(repository, stored);
-    }
     const key = blobKey(digest);
     try {
       await this.env.BLOBS.put(key, sized.readable, checksumOption(digest));
     } catch {
       throw await failed("rejected by R2's checksum");
     }
-    return this.records.record(repository, { digest: digest.digest, size: length, objectKey: key });
+    const winner = await this.records.record(repository, { digest: digest.digest, size: length, objectKey: key });
+    if (winner.objectKey !== key) await this.env.BLOBS.delete(key);
+    return winner;
   }
 }

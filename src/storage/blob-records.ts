@@ -15,6 +15,12 @@ interface BlobRow {
 
 const toRecord = (row: BlobRow): BlobRecord => ({ digest: row.digest, size: row.size, objectKey: row.object_key });
 
+/**
+ * Points where a test may run another operation (a collector's phase) between a read and the write that depends on
+ * it, to check the write's own condition rather than luck. Empty in production.
+ */
+export const interleavings: { beforeLink?: (blob: BlobRecord) => Promise<void>; beforeRecord?: (blob: BlobRecord) => Promise<void> } = {};
+
 export class BlobRecords {
   constructor(private readonly db: Database) {}
 
@@ -43,10 +49,13 @@ export class BlobRecords {
   }
 
   /**
-   * Records bytes stored at objectKey as the blob, unless another upload recorded the same digest first, and links
-   * it into the repository. Returns the record that won: its objectKey may differ from the one given.
+   * Records bytes just stored at a fresh objectKey as the blob, unless another upload recorded the same digest first,
+   * and links it into the repository. Returns the record that won: its objectKey may differ from the one given. The
+   * winner is live: its row exists in this transaction and the link made here keeps the collector off it. Only for
+   * fresh bytes: a row read earlier is linked with link(), which checks it is still there.
    */
   async record(repository: string, blob: BlobRecord): Promise<BlobRecord> {
+    await interleavings.beforeRecord?.(blob);
     const now = Date.now();
     const [, , , , winner] = await this.db.batch<BlobRow>([
       this.db.prepare("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)").bind(repository, now),
@@ -68,12 +77,38 @@ export class BlobRecords {
     return toRecord(row);
   }
 
-  /** Links a blob already linked into `from` into `repository` (a cross-repository mount). */
+  /**
+   * Links a blob row read earlier (a mount, or bytes found by digest) into the repository, on condition that the row
+   * still exists with the same bytes: the check and the link are one transaction, so a collector that deleted the
+   * row (and then its bytes) in between makes this return null, and the caller stores bytes of its own. A link made
+   * here clears a collector's mark, as any new link does.
+   */
+  async link(repository: string, blob: BlobRecord): Promise<BlobRecord | null> {
+    await interleavings.beforeLink?.(blob);
+    const now = Date.now();
+    const same = "SELECT 1 FROM blobs WHERE digest = ?2 AND object_key = ?3";
+    const [, , , linked] = await this.db.batch<BlobRow>([
+      this.db
+        .prepare(`INSERT OR IGNORE INTO repositories (name, created_at) SELECT ?1, ?4 WHERE EXISTS (${same})`)
+        .bind(repository, blob.digest, blob.objectKey, now),
+      this.db
+        .prepare(
+          `INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?2, ?4 WHERE EXISTS (${same})
+           ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at`,
+        )
+        .bind(repository, blob.digest, blob.objectKey, now),
+      this.db.prepare("UPDATE blobs SET deleting_at = NULL WHERE digest = ? AND object_key = ? AND deleting_at IS NOT NULL").bind(blob.digest, blob.objectKey),
+      this.db.prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ? AND object_key = ?").bind(blob.digest, blob.objectKey),
+    ]);
+    const row = linked?.results[0];
+    return row ? toRecord(row) : null;
+  }
+
+  /** Links a blob already linked into `from` into `repository` (a cross-repository mount); false if it is not there. */
   async mount(repository: string, digest: string, from: string): Promise<boolean> {
     const blob = await this.find(from, digest);
     if (!blob) return false;
-    await this.record(repository, blob);
-    return true;
+    return (await this.link(repository, blob)) !== null;
   }
 
   async unlink(repository: string, digest: string): Promise<boolean> {

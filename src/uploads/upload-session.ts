@@ -98,7 +98,9 @@ export class UploadSession extends DurableObject<Env> {
       const stored = digest.algorithm === "sha256" ? await blobs.findStored(digest.digest) : null;
       let record: BlobRecord;
       try {
-        record = stored ? await blobs.record(repository, stored) : await this.recordAssembled(repository, await this.assemble(state, digest));
+        // Linked only if still there; otherwise (just collected) this upload's own bytes are stored.
+        const linked = stored ? await blobs.link(repository, stored) : null;
+        record = linked ?? (await this.recordAssembled(repository, await this.assemble(state, digest)));
       } catch (error) {
         if (error instanceof RegistryError) await this.discard(state);
         throw error;
