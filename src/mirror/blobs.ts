@@ -1,5 +1,5 @@
 import type { Waiter } from "../cache/edge";
-import type { Env } from "../config";
+import { configOf, type Env } from "../config";
 import { RegistryError } from "../errors";
 import type { ByteRange } from "../ranges";
 import type { ParsedDigest } from "../references";
@@ -96,7 +96,7 @@ export class MirrorBlobService extends BlobService {
       );
       this.fetchCtx.waitUntil(
         stored
-          .then(() => this.blobRecords.record(repository, record))
+          .then(() => this.blobRecords.record(repository, record, configOf(this.mirrorEnv).STORAGE_QUOTA_BYTES))
           .catch((error) => console.error(JSON.stringify({ event: "mirror-blob-not-stored", digest: digest.digest, error: String(error) })))
           .finally(release),
       );

@@ -95,6 +95,7 @@ export const uploads = new Hono<AppEnv>()
     const { repository } = pathOf(c);
     const uploadId = uploadIdOf(c);
     const expect = chunkExpectation(c);
+    await c.var.registry.quota.ensureRoom(expect.length ?? 0);
     const body = hasBody(c, expect) ? c.req.raw.body : null;
     const offset = await c.var.registry.uploads.append(repository, uploadId, body, expect);
     return c.body(null, 202, uploadHeaders(repository, uploadId, offset));

@@ -64,10 +64,16 @@ export class BlobService {
     return true;
   }
 
+  /** Takes the blob out of the repository; refused while a manifest there references it (that image would break). */
   async unlink(repository: string, digest: ParsedDigest): Promise<void> {
-    if (!(await this.records.unlink(repository, digest.digest))) {
-      throw new RegistryError("BLOB_UNKNOWN", { repository, digest: digest.digest });
+    const { unlinked, referencedBy } = await this.records.unlink(repository, digest.digest);
+    if (unlinked) return;
+    if (referencedBy) {
+      throw new RegistryError("UNSUPPORTED", { repository, digest: digest.digest, referencedBy }, {
+        message: `blob ${digest.digest} is referenced by manifest ${referencedBy} in ${repository}: delete that manifest first`,
+      });
     }
+    throw new RegistryError("BLOB_UNKNOWN", { repository, digest: digest.digest });
   }
 
   /** Cross-repository mount: true when the blob was linked, false when the client must upload it. */
@@ -97,7 +103,13 @@ export class BlobService {
     } catch {
       throw await failed("rejected by R2's checksum");
     }
-    const winner = await this.records.record(repository, { digest: digest.digest, size: length, objectKey: key });
+    let winner: BlobRecord;
+    try {
+      winner = await this.records.record(repository, { digest: digest.digest, size: length, objectKey: key }, configOf(this.env).STORAGE_QUOTA_BYTES);
+    } catch (error) {
+      await this.env.BLOBS.delete(key);
+      throw error;
+    }
     if (winner.objectKey !== key) await this.env.BLOBS.delete(key);
     return winner;
   }

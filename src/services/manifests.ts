@@ -1,6 +1,7 @@
 import type { Env } from "../config";
 import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../manifests/json-depth";
 import { isIndexMediaType, isManifestMediaType, isNonDistributable, type ImageIndex, type ImageManifest, SCHEMAS } from "../manifests/schema";
 import { patternMatches } from "../auth/scopes";
 import { parseDigest, referenceText, type ParsedDigest, type Reference } from "../references";
@@ -139,11 +140,18 @@ export class ManifestService {
           : await this.records.tagsOf(repository, target.digest.digest);
       if (tags.length > 0) throw immutable(repository, tags[0]!);
     }
-    const deleted =
-      "tag" in target
-        ? await this.records.deleteTag(repository, target.tag)
-        : await this.records.delete(repository, target.digest.digest);
-    if (!deleted) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: referenceText(target) });
+    if ("tag" in target) {
+      if (!(await this.records.deleteTag(repository, target.tag))) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: target.tag });
+      return;
+    }
+    const { deleted, referencedBy } = await this.records.delete(repository, target.digest.digest);
+    if (deleted) return;
+    if (referencedBy) {
+      throw new RegistryError("UNSUPPORTED", { repository, digest: target.digest.digest, referencedBy }, {
+        message: `manifest ${target.digest.digest} is listed by index ${referencedBy} in ${repository}: delete that index first`,
+      });
+    }
+    throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: target.digest.digest });
   }
 
   async referrers(repository: string, subject: ParsedDigest, artifactType: string | null): Promise<ReferrerRecord[]> {
@@ -177,6 +185,11 @@ function parseManifest(contentType: string | null, bytes: Uint8Array) {
   let json: unknown;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw invalid("manifest is not valid UTF-8 JSON");
+  }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw invalid(`manifest nests deeper than ${MAX_JSON_DEPTH} levels`);
+  try {
     json = JSON.parse(text);
   } catch {
     throw invalid("manifest is not valid UTF-8 JSON");

@@ -1,8 +1,11 @@
 import type { Config } from "../config";
-import { RegistryError } from "../errors";
-import { storageUsage } from "../storage/blob-records";
+import { quotaExceeded, storageUsage } from "../storage/blob-records";
 
-/** The optional storage quota (STORAGE_QUOTA_BYTES): checked before a push takes more room. */
+/**
+ * The optional storage quota (STORAGE_QUOTA_BYTES). The count it reads is kept in the same D1 batches as the blob rows
+ * it counts, and recording a blob checks it again inside its own insert; this check only refuses early, before a
+ * client sends bytes that could not be recorded.
+ */
 export class QuotaService {
   constructor(
     private readonly db: D1Database,
@@ -17,11 +20,7 @@ export class QuotaService {
   async ensureRoom(additional: number): Promise<void> {
     const quota = this.config.STORAGE_QUOTA_BYTES;
     if (quota === undefined) return;
-    const { bytes } = await storageUsage(this.db);
-    if (bytes + additional > quota) {
-      throw new RegistryError("DENIED", { quota, used: bytes, needed: additional }, {
-        message: `storage quota exceeded: this registry may store ${quota} bytes (STORAGE_QUOTA_BYTES) and holds ${bytes}`,
-      });
-    }
+    const usage = await storageUsage(this.db);
+    if (usage.bytes + additional > quota) throw quotaExceeded(quota, additional, usage);
   }
 }

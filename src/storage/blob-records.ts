@@ -1,4 +1,5 @@
 // SQL for blobs and their links to repositories.
+import { RegistryError } from "../errors";
 import type { Database } from "./database";
 
 export interface BlobRecord {
@@ -54,18 +55,28 @@ export class BlobRecords {
    * winner is live: its row exists in this transaction and the link made here keeps the collector off it. Only for
    * fresh bytes: a row read earlier is linked with link(), which checks it is still there.
    */
-  async record(repository: string, blob: BlobRecord): Promise<BlobRecord> {
+  async record(repository: string, blob: BlobRecord, quota?: number): Promise<BlobRecord> {
     await interleavings.beforeRecord?.(blob);
     const now = Date.now();
-    const [, , , , winner] = await this.db.batch<BlobRow>([
+    const ours = "EXISTS (SELECT 1 FROM blobs WHERE digest = ?1 AND object_key = ?2)";
+    const [, , , , , winner] = await this.db.batch<BlobRow>([
       this.db.prepare("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)").bind(repository, now),
+      // New bytes fit the quota (STORAGE_QUOTA_BYTES) or are not recorded: checked here, in the same transaction.
       this.db
-        .prepare("INSERT OR IGNORE INTO blobs (digest, size, object_key, created_at) VALUES (?, ?, ?, ?)")
-        .bind(blob.digest, blob.size, blob.objectKey, now),
+        .prepare(
+          `INSERT OR IGNORE INTO blobs (digest, size, object_key, created_at) SELECT ?1, ?2, ?3, ?4
+           WHERE ?5 IS NULL OR (SELECT bytes FROM storage_usage WHERE id = 1) + ?2 <= ?5`,
+        )
+        .bind(blob.digest, blob.size, blob.objectKey, now, quota ?? null),
+      // Counted only when this insert is the one that stored the row (the key is fresh, so it names this write).
+      this.db
+        .prepare(`UPDATE storage_usage SET bytes = bytes + ?3, blobs = blobs + 1 WHERE id = 1 AND ${ours}`)
+        .bind(blob.digest, blob.objectKey, blob.size),
       // A link made now keeps the blob: it clears a garbage collector's mark (re-pushes refresh the link's time).
       this.db
         .prepare(
-          `INSERT INTO repository_blobs (repository, digest, created_at) VALUES (?1, ?2, ?3)
+          `INSERT INTO repository_blobs (repository, digest, created_at) SELECT ?1, ?2, ?3
+           WHERE EXISTS (SELECT 1 FROM blobs WHERE digest = ?2)
            ON CONFLICT (repository, digest) DO UPDATE SET created_at = excluded.created_at`,
         )
         .bind(repository, blob.digest, now),
@@ -73,7 +84,7 @@ export class BlobRecords {
       this.db.prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ?").bind(blob.digest),
     ]);
     const row = winner?.results[0];
-    if (!row) throw new Error(`blob ${blob.digest} missing right after it was recorded`);
+    if (!row) throw quotaExceeded(quota ?? 0, blob.size, await storageUsage(this.db));
     return toRecord(row);
   }
 
@@ -111,17 +122,30 @@ export class BlobRecords {
     return (await this.link(repository, blob)) !== null;
   }
 
-  async unlink(repository: string, digest: string): Promise<boolean> {
-    const result = await this.db
-      .prepare("DELETE FROM repository_blobs WHERE repository = ? AND digest = ?")
-      .bind(repository, digest)
-      .run();
-    return result.meta.changes > 0;
+  /**
+   * Takes the blob out of the repository, unless a manifest there references it (that image would break): then it
+   * names the manifest. The check and the delete are one transaction.
+   */
+  async unlink(repository: string, digest: string): Promise<{ unlinked: boolean; referencedBy: string | null }> {
+    const referencing = "SELECT manifest FROM manifest_references WHERE repository = ?1 AND child = ?2 AND kind = 'blob'";
+    const [parent, deleted] = await this.db.batch<{ manifest: string }>([
+      this.db.prepare(`${referencing} LIMIT 1`).bind(repository, digest),
+      this.db
+        .prepare(`DELETE FROM repository_blobs WHERE repository = ?1 AND digest = ?2 AND NOT EXISTS (${referencing})`)
+        .bind(repository, digest),
+    ]);
+    return { unlinked: (deleted?.meta.changes ?? 0) > 0, referencedBy: parent?.results[0]?.manifest ?? null };
   }
 }
 
-/** Bytes and count of every stored blob (each counted once, however many repositories link it). */
+/** Bytes and count of every stored blob (each counted once, however many repositories link it): one row. */
 export async function storageUsage(db: Database): Promise<{ bytes: number; blobs: number }> {
-  const row = await db.prepare("SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS blobs FROM blobs").first<{ bytes: number; blobs: number }>();
+  const row = await db.prepare("SELECT bytes, blobs FROM storage_usage WHERE id = 1").first<{ bytes: number; blobs: number }>();
   return { bytes: row?.bytes ?? 0, blobs: row?.blobs ?? 0 };
+}
+
+export function quotaExceeded(quota: number, needed: number, usage: { bytes: number }): RegistryError {
+  return new RegistryError("DENIED", { quota, used: usage.bytes, needed }, {
+    message: `storage quota exceeded: this registry may store ${quota} bytes (STORAGE_QUOTA_BYTES) and holds ${usage.bytes}`,
+  });
 }

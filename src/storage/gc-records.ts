@@ -51,12 +51,21 @@ export class GcRecords {
   /** Deletes a deletable blob's links and row in one transaction; returns it when it was deleted. */
   async delete(digest: string, before: number): Promise<GarbageBlob | null> {
     const still = `b.deleting_at IS NOT NULL AND b.deleting_at < ?2 AND ${UNREFERENCED}`;
-    const [links, deleted] = await this.db.batch<Row & { repository: string }>([
+    const [links, , deleted] = await this.db.batch<Row & { repository: string }>([
       this.db
         .prepare(
           `DELETE FROM repository_blobs WHERE digest = ?1 AND EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ?1 AND ${still}
              AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= b.deleting_at))
            RETURNING repository`,
+        )
+        .bind(digest, before),
+      // The quota's count loses what the next statement deletes (the same condition, in the same transaction).
+      this.db
+        .prepare(
+          `UPDATE storage_usage SET bytes = bytes - x.size, blobs = blobs - 1
+           FROM (SELECT b.size FROM blobs AS b WHERE b.digest = ?1 AND ${still}
+                   AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest)) AS x
+           WHERE id = 1`,
         )
         .bind(digest, before),
       this.db

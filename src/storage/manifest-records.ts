@@ -158,17 +158,23 @@ export class ManifestRecords {
     return results.at(-1)?.results[0]?.stored === 1;
   }
 
-  /** Deletes a manifest, its references and every tag pointing at it. */
-  async delete(repository: string, digest: string): Promise<boolean> {
+  /**
+   * Deletes a manifest, its references and every tag pointing at it, unless an index in the repository lists it (that
+   * index would break): then it names the index. The check and the deletes are one transaction.
+   */
+  async delete(repository: string, digest: string): Promise<{ deleted: boolean; referencedBy: string | null }> {
     const search = new SearchRecords(this.db);
-    const [, , deleted] = await this.db.batch([
-      this.db.prepare("DELETE FROM tags WHERE repository = ? AND digest = ?").bind(repository, digest),
-      this.db.prepare("DELETE FROM manifest_references WHERE repository = ? AND manifest = ?").bind(repository, digest),
-      this.db.prepare("DELETE FROM manifests WHERE repository = ? AND digest = ?").bind(repository, digest),
+    const parents = "SELECT manifest FROM manifest_references WHERE repository = ?1 AND child = ?2 AND kind = 'manifest'";
+    const unreferenced = `NOT EXISTS (${parents})`;
+    const [parent, , , deleted] = await this.db.batch<{ manifest: string }>([
+      this.db.prepare(`${parents} LIMIT 1`).bind(repository, digest),
+      this.db.prepare(`DELETE FROM tags WHERE repository = ?1 AND digest = ?2 AND ${unreferenced}`).bind(repository, digest),
+      this.db.prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?2 AND ${unreferenced}`).bind(repository, digest),
+      this.db.prepare(`DELETE FROM manifests WHERE repository = ?1 AND digest = ?2 AND ${unreferenced}`).bind(repository, digest),
       search.forget(repository, digest),
       ...search.refresh(repository),
     ]);
-    return (deleted?.meta.changes ?? 0) > 0;
+    return { deleted: (deleted?.meta.changes ?? 0) > 0, referencedBy: parent?.results[0]?.manifest ?? null };
   }
 
   async tagsOf(repository: string, digest: string): Promise<string[]> {

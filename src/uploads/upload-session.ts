@@ -334,7 +334,7 @@ export class UploadSession extends DurableObject<Env> {
   }
 
   private async recordAssembled(repository: string, assembled: BlobRecord): Promise<BlobRecord> {
-    const winner = await new BlobRecords(this.env.DB).record(repository, assembled);
+    const winner = await new BlobRecords(this.env.DB).record(repository, assembled, this.config.STORAGE_QUOTA_BYTES);
     // Another upload of the same digest was recorded first: its bytes serve, ours were never referenced.
     if (winner.objectKey !== assembled.objectKey) await this.env.BLOBS.delete(assembled.objectKey);
     return winner;
