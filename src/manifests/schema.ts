@@ -9,6 +9,21 @@ export const MediaTypes = {
   ociEmpty: "application/vnd.oci.empty.v1+json",
 } as const;
 
+const MANIFEST_TYPES: readonly string[] = [MediaTypes.ociManifest, MediaTypes.ociIndex, MediaTypes.dockerManifest, MediaTypes.dockerManifestList];
+
+/**
+ * Content negotiation as Distribution does it where clients depend on it: an OCI manifest or index is not served to a
+ * client whose Accept header names manifest types but neither that one nor a wildcard (docker 20.10's `manifest
+ * inspect` asks for Docker types only, and would fail on OCI content). No Accept header, or one naming no manifest
+ * type, takes what is stored; Docker types are always served.
+ */
+export function acceptsManifest(accept: string | null, mediaType: string): boolean {
+  if (accept === null || (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.ociIndex)) return true;
+  const types = accept.split(",").map((part) => part.split(";")[0]!.trim().toLowerCase());
+  if (!types.some((type) => MANIFEST_TYPES.includes(type))) return true;
+  return types.some((type) => type === mediaType || type === "*/*" || type === "application/*");
+}
+
 // RFC 6838 media type, as the OCI image spec requires for descriptors.
 const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
 

@@ -4,6 +4,7 @@ import { immutable, purgeEdgeCache, tagCached } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
+import { acceptsManifest } from "../manifests/schema";
 import { readAtMost } from "../streams";
 import { parsePath, pathOf, referenceOf } from "./path";
 
@@ -25,6 +26,12 @@ export const manifests = new Hono<AppEnv>()
     const { repository } = pathOf(c);
     const reference = referenceOf(c);
     const { record, body, headers: notes } = await c.var.registry.manifests.resolve(repository, reference);
+    // Accept lists every header of that name joined by commas.
+    if (!acceptsManifest(c.req.header("Accept") ?? null, record.mediaType)) {
+      throw new RegistryError("MANIFEST_UNKNOWN", { repository, mediaType: record.mediaType }, {
+        message: `the manifest is ${record.mediaType}, which the request's Accept header does not include`,
+      });
+    }
     const headers = {
       ...notes,
       "Content-Type": record.mediaType,

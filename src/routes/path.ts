@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../context";
+import { RegistryError } from "../errors";
 import { parseDigest, parseReference, parseRepositoryName, parseUploadId, type ParsedDigest, type Reference } from "../references";
 
 // Every path parameter is parsed into a typed value here, as the first middleware of its route, before anything
@@ -24,12 +25,28 @@ export function parsePath(...parts: Part[]): MiddlewareHandler<AppEnv> {
     const value = (part: Part) => c.req.param(PARAMETER[part]) ?? "";
     for (const part of parts) {
       if (part === "digest") path.digest = parseDigest(value(part));
-      if (part === "reference") path.reference = parseReference(value(part));
+      if (part === "reference") path.reference = parseManifestReference(value(part), c.req.method);
       if (part === "uploadId") path.uploadId = parseUploadId(value(part));
     }
     c.set("path", path);
     await next();
   };
+}
+
+/**
+ * OCI dist-spec "Pulling manifests": a manifest that is not there MUST be 404, and a text that is no valid tag names
+ * no manifest anywhere, so a read answers 404 (saying nothing of the repository); a push with one stays 400.
+ */
+function parseManifestReference(text: string, method: string): Reference {
+  try {
+    return parseReference(text);
+  } catch (error) {
+    const read = method === "GET" || method === "HEAD";
+    if (read && error instanceof RegistryError && error.code === "TAG_INVALID") {
+      throw new RegistryError("MANIFEST_UNKNOWN", { reference: text.slice(0, 256) }, { message: "no manifest has that name: it is not a valid tag" });
+    }
+    throw error;
+  }
 }
 
 /** The validated path of a route that has parsePath in front of it. */

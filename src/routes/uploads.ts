@@ -56,13 +56,16 @@ export const uploads = new Hono<AppEnv>()
 
     const mount = c.req.query("mount");
     const from = c.req.query("from");
-    if (mount !== undefined && from !== undefined) {
+    if (mount !== undefined) {
       const digest = parseDigest(mount);
       // Mounting needs pull on the source; without it the client just uploads, learning nothing about the source.
-      const source = tryName(from);
-      if (source && c.var.access.allows(source, "pull") && (await blobs.mount(repository, digest, source))) {
-        return c.body(null, 201, { Location: blobLocation(repository, digest.digest), "Docker-Content-Digest": digest.digest });
-      }
+      const mayPull = (name: string) => c.var.access.allows(name, "pull");
+      const source = from === undefined ? null : tryName(from);
+      const mounted =
+        from === undefined
+          ? await blobs.mountFromAny(repository, digest, mayPull)
+          : source !== null && mayPull(source) && (await blobs.mount(repository, digest, source));
+      if (mounted) return c.body(null, 201, { Location: blobLocation(repository, digest.digest), "Docker-Content-Digest": digest.digest });
     }
 
     const whole = c.req.query("digest");

@@ -13,6 +13,7 @@ export interface OpenedBlob {
   cache: "hit" | "miss" | null;
 }
 
+const MOUNT_CANDIDATES = 100;
 const NO_WAITER: Waiter = { waitUntil: () => undefined };
 
 export class BlobService {
@@ -74,6 +75,16 @@ export class BlobService {
       });
     }
     throw new RegistryError("BLOB_UNKNOWN", { repository, digest: digest.digest });
+  }
+
+  /**
+   * Automatic cross-mount (OCI dist-spec end-11 without `from`): from any repository holding the blob that the
+   * caller may pull (the first MOUNT_CANDIDATES holders are asked). False, as for a blob stored nowhere, otherwise.
+   */
+  async mountFromAny(repository: string, digest: ParsedDigest, mayPull: (repository: string) => boolean): Promise<boolean> {
+    const holders = await this.records.holders(digest.digest, MOUNT_CANDIDATES);
+    const source = holders.find((holder) => holder === repository) ?? holders.find(mayPull);
+    return source !== undefined && this.records.mount(repository, digest.digest, source);
   }
 
   /** Cross-repository mount: true when the blob was linked, false when the client must upload it. */

@@ -115,6 +115,15 @@ export class BlobRecords {
     return row ? toRecord(row) : null;
   }
 
+  /** Repositories the blob is linked into, at most `limit`, for an automatic mount to choose from. */
+  async holders(digest: string, limit: number): Promise<string[]> {
+    const { results } = await this.db
+      .prepare("SELECT repository FROM repository_blobs WHERE digest = ? ORDER BY repository LIMIT ?")
+      .bind(digest, limit)
+      .all<{ repository: string }>();
+    return results.map((row) => row.repository);
+  }
+
   /** Links a blob already linked into `from` into `repository` (a cross-repository mount); false if it is not there. */
   async mount(repository: string, digest: string, from: string): Promise<boolean> {
     const blob = await this.find(from, digest);
