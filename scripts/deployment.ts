@@ -47,14 +47,29 @@ export function environment(name: string): Environment {
   };
 }
 
+interface ConfigModule {
+  parseConfig(env: Record<string, string>): unknown;
+  namedSecrets(config: unknown): { setting: string; secret: string }[];
+  ConfigError: new () => Error & { issues: string[] };
+}
+
+let configModule: Promise<ConfigModule> | undefined;
+
+function loadConfigModule(): Promise<ConfigModule> {
+  configModule ??= (async () => {
+    const bundle = await build({ entryPoints: [`${PROJECT}/src/config.ts`], bundle: true, format: "esm", platform: "neutral", write: false, logLevel: "silent" });
+    const source = bundle.outputFiles[0]!.text;
+    return (await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`)) as ConfigModule;
+  })();
+  return configModule;
+}
+
+// Secrets live in Cloudflare, not in wrangler.toml, and wrangler cannot list their values: checked with stand-ins.
+const withStandIns = (env: Environment) => ({ TOKEN_SIGNING_KEY: "set with wrangler secret put", ...env.vars });
+
 /** Problems with an environment's configuration, each naming the setting; empty when it is valid. */
-export async function configProblems(env: Environment, secrets: Record<string, string> = {}): Promise<string[]> {
-  const bundle = await build({ entryPoints: [`${PROJECT}/src/config.ts`], bundle: true, format: "esm", platform: "neutral", write: false, logLevel: "silent" });
-  const source = bundle.outputFiles[0]!.text;
-  const { configOf, ConfigError } = (await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`)) as {
-    configOf(env: Record<string, string>): unknown;
-    ConfigError: new () => Error & { issues: string[] };
-  };
+export async function configProblems(env: Environment): Promise<string[]> {
+  const { parseConfig, ConfigError } = await loadConfigModule();
   const problems: string[] = [];
   for (const binding of ["UPLOADS", "MIRROR_FETCHES"]) {
     if (!env.bindings.includes(binding)) problems.push(`${binding}: missing Durable Object binding`);
@@ -62,11 +77,23 @@ export async function configProblems(env: Environment, secrets: Record<string, s
   if (!env.bucket) problems.push("BLOBS: missing R2 bucket binding");
   if (!env.database) problems.push("DB: missing D1 database binding");
   try {
-    // Secrets live in Cloudflare, not in wrangler.toml: checked with stand-ins unless given.
-    configOf({ TOKEN_SIGNING_KEY: "set with wrangler secret put", ...env.vars, ...secrets });
+    parseConfig(withStandIns(env));
   } catch (error) {
     if (error instanceof ConfigError) problems.push(...error.issues);
     else throw error;
   }
   return problems;
+}
+
+/**
+ * The secrets an environment's vars name (a mirror's passwordSecret): the Worker refuses to start without them,
+ * but whether they are set can only be seen in Cloudflare. Empty when the vars do not parse (configProblems says why).
+ */
+export async function namedSecrets(env: Environment): Promise<{ setting: string; secret: string }[]> {
+  const { parseConfig, namedSecrets } = await loadConfigModule();
+  try {
+    return namedSecrets(parseConfig(withStandIns(env)));
+  } catch {
+    return [];
+  }
 }

@@ -80,7 +80,9 @@ const ConfigSchema = z
   IMMUTABLE_TAGS: patternList,
   // Garbage collection (Cron Trigger): nothing younger than the grace window is touched, and a marked blob waits
   // that long again before it goes; each pass handles at most GC_BATCH_SIZE blobs; GC_DRY_RUN only reports.
-  GC_GRACE_SECONDS: z.coerce.number().int().min(60).default(86_400),
+  // At least an hour: the window between a client's HEAD that finds a blob (and skips uploading it) and its manifest
+  // PUT, and between an upload's write to R2 and its D1 record, both of which a slow push of large layers stretches.
+  GC_GRACE_SECONDS: z.coerce.number().int().min(3600, "at least 3600 (an hour: a slow multi-layer push must finish within it)").default(86_400),
   GC_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
   GC_DRY_RUN: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
   // Retention rules per repository pattern (keep last N tags, keep matching tags, delete untagged after N days).
@@ -135,14 +137,37 @@ export class ConfigError extends Error {
 
 const parsed = new WeakMap<object, Config>();
 
-/** Parses the Worker's vars once per isolate; a bad setting fails loudly, naming it. */
+/** Parses the Worker's vars once per isolate; a bad setting, or a secret a setting names but nobody set, fails loudly. */
 export function configOf(env: Env): Config {
   const cached = parsed.get(env);
   if (cached) return cached;
+  const config = parseConfig(env);
+  const missing = namedSecrets(config).filter(({ secret }) => secretOf(env, secret) === undefined);
+  if (missing.length > 0) {
+    throw new ConfigError(missing.map(({ setting, secret }) => `${setting}: names the secret ${secret}, which is not set (wrangler secret put ${secret})`));
+  }
+  parsed.set(env, config);
+  return config;
+}
+
+/** The vars parsed and checked, without asking for the secrets they name (check-config cannot read secrets). */
+export function parseConfig(env: Env): Config {
   const result = ConfigSchema.safeParse(env);
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`));
   }
-  parsed.set(env, result.data);
   return result.data;
+}
+
+/** The secrets settings name by name (each mirror's passwordSecret), which must be set for the Worker to start. */
+export function namedSecrets(config: Config): { setting: string; secret: string }[] {
+  return config.MIRRORS.flatMap((mirror, index) =>
+    mirror.passwordSecret ? [{ setting: `MIRRORS.${index}.passwordSecret (mirror "${mirror.prefix}")`, secret: mirror.passwordSecret }] : [],
+  );
+}
+
+/** A secret named by a setting: a non-empty string, or undefined (a binding of the same name is no secret). */
+export function secretOf(env: Env, name: string): string | undefined {
+  const value = (env as unknown as Record<string, unknown>)[name];
+  return typeof value === "string" && value !== "" ? value : undefined;
 }

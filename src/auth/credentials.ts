@@ -7,6 +7,8 @@ export interface Credential {
   subject: string;
   scopes: Scope[];
   admin: boolean;
+  /** When the credential stops being valid (epoch milliseconds); null when it does not expire. */
+  expiresAt: number | null;
 }
 
 // ocr_<16 id chars>_<32 random bytes, base64url>: the id finds the row, the secret is compared by hash.
@@ -16,6 +18,11 @@ export function generateAccessToken(): { id: string; secret: string; token: stri
   const id = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => "abcdefghijklmnopqrstuvwxyz0123456789"[b % 36]).join("");
   const secret = base64url(crypto.getRandomValues(new Uint8Array(32)));
   return { id, secret, token: `ocr_${id}_${secret}` };
+}
+
+/** The id part of an access token (ocr_<id>_…), which names its row; null when the text is not one. */
+export function accessTokenIdOf(text: string): string | null {
+  return ACCESS_TOKEN.exec(text)?.[1] ?? null;
 }
 
 export async function hashSecret(secret: string): Promise<string> {
@@ -38,7 +45,7 @@ export async function verifySecret(
   now = Date.now(),
 ): Promise<Credential | null> {
   if (adminToken !== undefined && (await sameSecret(password, adminToken))) {
-    return { subject: "admin", scopes: ADMIN_SCOPES, admin: true };
+    return { subject: "admin", scopes: ADMIN_SCOPES, admin: true, expiresAt: null };
   }
   const match = ACCESS_TOKEN.exec(password);
   if (!match) return null;
@@ -46,7 +53,7 @@ export async function verifySecret(
   if (!record || !usable(record, now)) return null;
   const hash = await hashSecret(match[2]!);
   if (!(await sameSecret(hash, record.secretHash))) return null;
-  return { subject: record.name, scopes: record.scopes, admin: false };
+  return { subject: record.name, scopes: record.scopes, admin: false, expiresAt: record.expiresAt };
 }
 
 function usable(record: AccessTokenRecord, now: number): boolean {

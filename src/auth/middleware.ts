@@ -7,6 +7,7 @@ import { bearerAccess, OPEN_ACCESS, publicScopesOf, scopedAccess, type Access } 
 import { parseBasic, verifySecret, type Credential } from "./credentials";
 import type { Action } from "./scopes";
 import { verifyToken } from "./signing";
+import { verifyLimited } from "./throttle";
 
 /** The token service name: configured, or the host the registry is reached at. */
 export function serviceOf(c: Context<AppEnv>): string {
@@ -38,32 +39,22 @@ async function accessOf(c: Context<AppEnv>): Promise<Access> {
   return scopedAccess(credential.subject, "basic", [...credential.scopes, ...publicScopes]);
 }
 
-/** Verifies an `Authorization: Basic` header; a failure counts against the client's rate limit. */
+/** Verifies an `Authorization: Basic` header's password (a malformed header is a wrong password). */
 export async function authenticateBasic(c: Context<AppEnv>, header: string): Promise<Credential> {
-  const basic = parseBasic(header);
-  const credential = basic
-    ? await verifySecret(new AccessTokenRecords(c.env.DB), c.var.registry.config.ADMIN_TOKEN, basic.password)
-    : null;
+  const basic = parseBasic(header) ?? { user: "", password: "" };
+  return authenticatePassword(c, basic.user, basic.password);
+}
+
+/** Verifies a password (an access token or the admin token) under the failed-login limit; 401 when it is neither. */
+export async function authenticatePassword(c: Context<AppEnv>, user: string, password: string): Promise<Credential> {
+  const records = new AccessTokenRecords(c.env.DB);
+  const verify = () => verifySecret(records, c.var.registry.config.ADMIN_TOKEN, password);
+  const credential = await verifyLimited(c, { user, secret: password }, verify);
   if (credential) return credential;
-  await countFailure(c);
   throw new RegistryError("UNAUTHORIZED", null, {
     message: "invalid credentials",
     headers: { "WWW-Authenticate": `Basic realm="${serviceOf(c)}"` },
   });
-}
-
-/** Failed authentications are limited per client: past the limit, 429 with Retry-After. */
-async function countFailure(c: Context<AppEnv>): Promise<void> {
-  const limiter = c.env.AUTH_FAILURES;
-  if (!limiter) return;
-  const client = c.req.header("CF-Connecting-IP") ?? "unknown";
-  const { success } = await limiter.limit({ key: `auth:${client}` });
-  if (!success) {
-    throw new RegistryError("TOOMANYREQUESTS", null, {
-      message: "too many failed authentications: retry later",
-      headers: { "Retry-After": "60" },
-    });
-  }
 }
 
 const CHALLENGE_ACTIONS: Record<Action, string> = { pull: "pull", push: "pull,push", delete: "delete" };

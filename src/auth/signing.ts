@@ -2,6 +2,9 @@ import { calculateJwkThumbprint, exportJWK, importJWK, importPKCS8, jwtVerify, S
 import { ConfigError } from "../config";
 
 const ALGORITHM = "ES256";
+// Issuer and verifier are this one service, on clocks Cloudflare keeps in sync: a few seconds cover the skew between
+// the machine that signs a token and the one that checks its nbf and exp. A token is accepted until exp + this.
+export const CLOCK_TOLERANCE_SECONDS = 5;
 
 interface Keys {
   privateKey: CryptoKey;
@@ -56,15 +59,22 @@ export interface IssuedToken {
   issuedAt: Date;
 }
 
+/**
+ * Signs a token for `lifetimeSeconds`, and, when the credential it stands for expires (`notAfter`, epoch
+ * milliseconds), for no longer than the credential: it ends CLOCK_TOLERANCE_SECONDS before, so that it is refused
+ * once the credential is.
+ */
 export async function issueToken(
   secret: string,
   service: string,
   lifetimeSeconds: number,
   claims: TokenClaims,
+  notAfter: number | null = null,
 ): Promise<IssuedToken> {
   const { privateKey, kid } = await signingKeys(secret);
   const issuedAt = new Date();
   const now = Math.floor(issuedAt.getTime() / 1000);
+  const exp = Math.min(now + lifetimeSeconds, notAfter === null ? Infinity : Math.floor(notAfter / 1000) - CLOCK_TOLERANCE_SECONDS);
   const token = await new SignJWT({ access: claims.access, ...(claims.catalog && { catalog: claims.catalog }) })
     .setProtectedHeader({ alg: ALGORITHM, kid, typ: "JWT" })
     .setIssuer(service)
@@ -72,10 +82,10 @@ export async function issueToken(
     .setSubject(claims.sub)
     .setIssuedAt(now)
     .setNotBefore(now)
-    .setExpirationTime(now + lifetimeSeconds)
+    .setExpirationTime(exp)
     .setJti(crypto.randomUUID())
     .sign(privateKey);
-  return { token, expiresIn: lifetimeSeconds, issuedAt };
+  return { token, expiresIn: Math.max(0, exp - now), issuedAt };
 }
 
 /** Verifies signature (ES256 only), issuer, audience, exp and nbf; throws on anything else. */
@@ -86,7 +96,7 @@ export async function verifyToken(secret: string, service: string, token: string
     issuer: service,
     audience: service,
     requiredClaims: ["exp", "iat", "sub"],
-    clockTolerance: 30,
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
   });
   const access = Array.isArray(payload.access) ? (payload.access as AccessEntry[]) : [];
   const catalog = Array.isArray(payload.catalog) ? (payload.catalog as string[]) : undefined;

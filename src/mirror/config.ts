@@ -3,7 +3,7 @@ import { jsonList } from "../json-setting";
 
 // MIRRORS: a JSON list of read-only namespaces backed by upstream registries.
 //   [{"prefix": "hub", "upstream": "https://registry-1.docker.io"},
-//    {"prefix": "ghcr", "upstream": "https://ghcr.io", "username": "me", "passwordSecret": "GHCR_TOKEN"}]
+//    {"prefix": "ghcr", "upstream": "https://ghcr.io", "username": "me", "passwordSecret": "MIRROR_GHCR_TOKEN"}]
 // prefix "" mirrors every repository (a dedicated mirror for the docker daemon's `registry-mirrors`).
 export const Mirror = z.object({
   prefix: z.union([z.literal(""), z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, "a single lowercase name component")]),
@@ -11,8 +11,15 @@ export const Mirror = z.object({
   /** Single names map to library/<name>, as on Docker Hub; defaults to true for Docker Hub. */
   library: z.boolean().optional(),
   username: z.string().min(1).optional(),
-  /** The name of the secret (Worker env var) that holds the upstream password or token. */
-  passwordSecret: z.string().regex(/^[A-Z][A-Z0-9_]*$/).optional(),
+  /**
+   * The name of the secret that holds the upstream password or token. Only MIRROR_… names: whatever it names is sent
+   * upstream, and the registry's own secrets (TOKEN_SIGNING_KEY, ADMIN_TOKEN, R2_SECRET_ACCESS_KEY) must never be.
+   * That it is set is checked at startup (src/config.ts).
+   */
+  passwordSecret: z
+    .string()
+    .regex(/^MIRROR_[A-Z0-9_]+$/, "must name a secret whose name starts with MIRROR_ (e.g. MIRROR_GHCR_TOKEN): only those may be sent upstream")
+    .optional(),
   /** How long a mirrored tag is served before it is revalidated upstream with a HEAD. */
   tagTtlSeconds: z.number().int().min(0).max(86_400 * 30).default(300),
   /** How long to wait for the upstream's response headers. */

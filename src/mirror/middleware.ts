@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import type { Env } from "../config";
+import { secretOf, type Env } from "../config";
 import type { AppEnv } from "../context";
 import { pathOf } from "../routes/path";
 import { MirrorBlobService } from "./blobs";
@@ -19,7 +19,7 @@ export const mirrored: MiddlewareHandler<AppEnv> = async (c, next) => {
     if (target) {
       if (c.req.method !== "GET" && c.req.method !== "HEAD") throw readOnly();
       const secret = target.mirror.passwordSecret;
-      const password = secret ? (c.env as unknown as Record<string, string | undefined>)[secret] : undefined;
+      const password = secret ? secretOf(c.env, secret) : undefined;
       const upstream = new Upstream(target.mirror, password);
       c.set("registry", {
         ...c.var.registry,

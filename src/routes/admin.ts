@@ -1,17 +1,24 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { parseBasic, sameSecret } from "../auth/credentials";
+import { verifyLimited } from "../auth/throttle";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { collectGarbage } from "../gc/run";
 import { AccessTokenService, NewAccessToken, parseAccessTokenId } from "../services/access-tokens";
+import { readJson } from "./bodies";
 
 /** The admin API answers only to the admin token (a secret), as Bearer or as a Basic password. */
 const adminOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
   const adminToken = c.var.registry.config.ADMIN_TOKEN;
   if (!adminToken) throw new RegistryError("DENIED", null, { message: "the admin API is disabled: set the ADMIN_TOKEN secret" });
   const header = c.req.header("Authorization") ?? "";
-  const presented = /^Bearer\s/i.test(header) ? header.replace(/^Bearer\s+/i, "").trim() : parseBasic(header)?.password;
-  if (presented === undefined || !(await sameSecret(presented, adminToken))) {
+  const basic = parseBasic(header);
+  const presented = /^Bearer\s/i.test(header) ? header.replace(/^Bearer\s+/i, "").trim() : basic?.password;
+  // Under the failed-login limit, as every check of a secret is.
+  const admitted =
+    presented !== undefined &&
+    (await verifyLimited(c, { user: basic?.user ?? "", secret: presented }, async () => ((await sameSecret(presented, adminToken)) ? true : null)));
+  if (!admitted) {
     throw new RegistryError("UNAUTHORIZED", null, { message: "the admin token is required", headers: { "WWW-Authenticate": 'Bearer realm="admin"' } });
   }
   await next();
@@ -20,7 +27,7 @@ const adminOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
 export const admin = new Hono<AppEnv>()
   .use("/admin/*", adminOnly)
   .post("/admin/tokens", async (c) => {
-    const body = NewAccessToken.safeParse(await c.req.json().catch(() => null));
+    const body = NewAccessToken.safeParse(await readJson(c));
     if (!body.success) {
       throw new RegistryError("REQUEST_INVALID", body.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })), {
         message: "invalid access token request",

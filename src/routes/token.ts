@@ -1,13 +1,13 @@
 import { Hono, type Context } from "hono";
 import { publicScopesOf } from "../auth/access";
-import { ADMIN_SCOPES, verifySecret, type Credential } from "../auth/credentials";
-import { authenticateBasic, serviceOf } from "../auth/middleware";
+import { ADMIN_SCOPES, type Credential } from "../auth/credentials";
+import { authenticateBasic, authenticatePassword, serviceOf } from "../auth/middleware";
 import { actionsFor, parseRequestedScopes, type Action, type Scope } from "../auth/scopes";
 import { issueToken, type AccessEntry } from "../auth/signing";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { parseRepositoryName } from "../references";
-import { AccessTokenRecords } from "../storage/access-token-records";
+import { readForm } from "./bodies";
 
 // Docker token authentication: GET /token with HTTP Basic (or none, for anonymous), and the OAuth2 password grant
 // (POST /token) some clients prefer. The token grants the subset of the asked scopes the caller holds.
@@ -18,21 +18,15 @@ export const token = new Hono<AppEnv>()
     return respond(c, credential, c.req.queries("scope") ?? [], c.req.query("service"));
   })
   .post("/token", async (c) => {
-    const form = await c.req.parseBody();
-    const field = (name: string) => (typeof form[name] === "string" ? (form[name] as string) : undefined);
+    const form = await readForm(c);
+    const field = (name: string) => form.get(name) ?? undefined;
     if (field("grant_type") !== "password") {
       throw new RegistryError("REQUEST_INVALID", { grant_type: field("grant_type") ?? null }, { message: "only the password grant is supported" });
     }
-    const credential = await passwordGrant(c, field("password") ?? "");
+    // Verified, limited and answered as a Basic password is.
+    const credential = await authenticatePassword(c, field("username") ?? "", field("password") ?? "");
     return respond(c, credential, [field("scope") ?? ""], field("service"));
   });
-
-async function passwordGrant(c: Context<AppEnv>, password: string): Promise<Credential> {
-  const credential = await verifySecret(new AccessTokenRecords(c.env.DB), c.var.registry.config.ADMIN_TOKEN, password);
-  if (credential) return credential;
-  // Same counting and answer as a bad Basic header.
-  return authenticateBasic(c, "Basic invalid");
-}
 
 async function respond(c: Context<AppEnv>, credential: Credential | null, requested: string[], service: string | undefined) {
   const { config } = c.var.registry;
@@ -73,11 +67,9 @@ async function respond(c: Context<AppEnv>, credential: Credential | null, reques
   for (const [name, actions] of byRepository) {
     if (actions.size > 0) access.push({ type: "repository", name, actions: [...actions] });
   }
-  const issued = await issueToken(config.TOKEN_SIGNING_KEY, expected, config.TOKEN_TTL_SECONDS, {
-    sub: credential?.subject ?? "anonymous",
-    access,
-    ...(catalog && { catalog }),
-  });
+  const claims = { sub: credential?.subject ?? "anonymous", access, ...(catalog && { catalog }) };
+  // A bearer token never outlives the access token it came from.
+  const issued = await issueToken(config.TOKEN_SIGNING_KEY, expected, config.TOKEN_TTL_SECONDS, claims, credential?.expiresAt ?? null);
   return c.json({
     token: issued.token,
     access_token: issued.token,

@@ -1,6 +1,6 @@
 import { Hono, type Context } from "hono";
 import { scopedAccess } from "../auth/access";
-import { authenticateBasic } from "../auth/middleware";
+import { authenticatePassword } from "../auth/middleware";
 import { purgeEdgeCache } from "../cache/edge";
 import { ConfigError } from "../config";
 import type { AppEnv } from "../context";
@@ -8,6 +8,7 @@ import { RegistryError } from "../errors";
 import { mirrorFor } from "../mirror/config";
 import { readOnly } from "../mirror/manifests";
 import { isTag, parseDigest, parseRepositoryName, parseTag } from "../references";
+import { readForm } from "../routes/bodies";
 import { describeManifest } from "../search/details";
 import { normalizeQuery, SearchService } from "../search/search";
 import { HomePage } from "./home";
@@ -68,22 +69,26 @@ export const ui = new Hono<AppEnv>()
     page(c, { title: "Log in" }, <LoginPage next={safeNext(c.req.query("next"))} error={null} open={c.var.registry.config.AUTH_MODE === "open"} />),
   )
   .post("/login", visitor, sameOrigin, async (c) => {
-    const form = await c.req.parseBody();
-    const next = safeNext(form.next);
+    const form = await readForm(c);
+    const next = safeNext(form.get("next"));
     if (c.var.registry.config.AUTH_MODE === "open") return c.redirect(next, 303);
-    const token = typeof form.token === "string" ? form.token.trim() : "";
+    const token = form.get("token")?.trim() ?? "";
     // Checked like a password on the registry API: same verification, same failure counting and limit.
     const password = /^[\x21-\x7e]{1,512}$/.test(token) ? token : "invalid";
     try {
-      await startSession(c, await authenticateBasic(c, `Basic ${btoa(`web:${password}`)}`), password);
+      await startSession(c, await authenticatePassword(c, "web", password), password);
     } catch (error) {
       if (!(error instanceof RegistryError) || (error.code !== "UNAUTHORIZED" && error.code !== "TOOMANYREQUESTS")) throw error;
+      const retryAfter = error.headers["Retry-After"];
+      if (retryAfter) c.header("Retry-After", retryAfter);
       const message = error.code === "UNAUTHORIZED" ? "That access token is not valid (wrong, expired or revoked)." : "Too many failed attempts: wait a minute.";
       return page(c, { title: "Log in", status: error.code === "UNAUTHORIZED" ? 401 : 429 }, <LoginPage next={next} error={message} open={false} />);
     }
     return c.redirect(next, 303);
   })
-  .post("/logout", visitor, sameOrigin, (c) => {
+  .post("/logout", visitor, sameOrigin, async (c) => {
+    // The form carries nothing, but its body is held to the limit all the same.
+    await readForm(c);
     endSession(c);
     return c.redirect("/", 303);
   })
@@ -96,6 +101,8 @@ export const ui = new Hono<AppEnv>()
     return page(c, { title: `Delete ${repository}:${tag}` }, <DeleteTagPage repository={repository} tag={tag} digest={found.digest} />);
   })
   .post("/r/:name{.+}/-/tags/:tag/delete", visitor, sameOrigin, async (c) => {
+    // The form carries nothing, but its body is held to the limit all the same.
+    await readForm(c);
     const repository = pullable(c);
     const tag = parseTag(c.req.param("tag"));
     requireDelete(c, repository);
@@ -140,12 +147,13 @@ export const ui = new Hono<AppEnv>()
 
 const NOT_FOUND = new Set(["NAME_UNKNOWN", "NAME_INVALID", "MANIFEST_UNKNOWN", "TAG_INVALID", "DIGEST_INVALID", "BLOB_UNKNOWN"]);
 
-function describeError(error: Error): { status: 400 | 403 | 404 | 429 | 500; title: string; message: string } {
+function describeError(error: Error): { status: 400 | 403 | 404 | 413 | 429 | 500; title: string; message: string } {
   if (error instanceof RegistryError) {
     if (NOT_FOUND.has(error.code)) return { status: 404, title: "Not found", message: "There is no such repository, tag or manifest, or you may not see it." };
     if (error.code === "DENIED" || error.code === "UNAUTHORIZED") return { status: 403, title: "Not allowed", message: error.message };
     if (error.code === "TOOMANYREQUESTS") return { status: 429, title: "Too many requests", message: error.message };
     if (error.status === 400) return { status: 400, title: "Bad request", message: error.message };
+    if (error.code === "REQUEST_TOO_LARGE") return { status: 413, title: "Too large", message: error.message };
   }
   if (error instanceof ConfigError) console.error(error.message);
   else console.error("web UI error", error);

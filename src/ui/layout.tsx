@@ -10,7 +10,7 @@ interface PageOptions {
   title: string;
   /** The search box's text. */
   query?: string;
-  status?: 200 | 400 | 401 | 403 | 404 | 429 | 500;
+  status?: 200 | 400 | 401 | 403 | 404 | 413 | 429 | 500;
 }
 
 /**

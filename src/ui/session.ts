@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { jwtVerify, SignJWT } from "jose";
 import { OPEN_ACCESS, publicScopesOf, scopedAccess, type Access } from "../auth/access";
-import { ADMIN_SCOPES, hashSecret, type Credential } from "../auth/credentials";
+import { accessTokenIdOf, ADMIN_SCOPES, hashSecret, type Credential } from "../auth/credentials";
 import { serviceOf } from "../auth/middleware";
 import { signingKeys } from "../auth/signing";
 import type { AppEnv } from "../context";
@@ -19,9 +19,6 @@ const ADMIN = "admin";
 // Sessions have their own audience: a session is no registry bearer token, and a bearer token is no session.
 const audienceOf = (c: Context<AppEnv>) => `${serviceOf(c)}#web-ui`;
 
-// The id part of ocr_<id>_<secret>, which names the token's row.
-const TOKEN_ID = /^ocr_([a-z0-9]{16})_/;
-
 /** The admin token's fingerprint: changing ADMIN_TOKEN ends admin sessions. */
 async function adminFingerprint(adminToken: string): Promise<string> {
   return (await hashSecret(adminToken)).slice(0, 16);
@@ -31,8 +28,8 @@ async function adminFingerprint(adminToken: string): Promise<string> {
 export async function startSession(c: Context<AppEnv>, credential: Credential, secret: string): Promise<void> {
   const { config } = c.var.registry;
   const { privateKey, kid } = await signingKeys(config.TOKEN_SIGNING_KEY!);
-  const tokenId = credential.admin ? ADMIN : TOKEN_ID.exec(secret)?.[1];
-  if (tokenId === undefined) throw new Error("a verified access token without an id");
+  const tokenId = credential.admin ? ADMIN : accessTokenIdOf(secret);
+  if (tokenId === null) throw new Error("a verified access token without an id");
   const jwt = await new SignJWT({
     tid: tokenId,
     ...(credential.admin && { adm: await adminFingerprint(config.ADMIN_TOKEN!) }),
@@ -73,6 +70,8 @@ async function visitorAccess(c: Context<AppEnv>): Promise<Access> {
   return scopedAccess(credential.subject, "basic", [...credential.scopes, ...publicScopes]);
 }
 
+// A session is verified by its signature, not compared with a secret: it cannot be guessed, so the failed-login
+// limit (src/auth/throttle.ts) does not apply to it.
 async function sessionCredential(c: Context<AppEnv>, cookie: string): Promise<Credential | null> {
   const { config } = c.var.registry;
   let claims;
@@ -89,12 +88,12 @@ async function sessionCredential(c: Context<AppEnv>, cookie: string): Promise<Cr
   }
   if (claims.tid === ADMIN) {
     const current = config.ADMIN_TOKEN ? await adminFingerprint(config.ADMIN_TOKEN) : null;
-    return current !== null && claims.adm === current ? { subject: ADMIN, scopes: ADMIN_SCOPES, admin: true } : null;
+    return current !== null && claims.adm === current ? { subject: ADMIN, scopes: ADMIN_SCOPES, admin: true, expiresAt: null } : null;
   }
   if (typeof claims.tid !== "string") return null;
   const record = await new AccessTokenRecords(c.env.DB).find(claims.tid);
   if (!record || record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= Date.now())) return null;
-  return { subject: record.name, scopes: record.scopes, admin: false };
+  return { subject: record.name, scopes: record.scopes, admin: false, expiresAt: record.expiresAt };
 }
 
 /** Sets c.var.access for a web UI page, from the session cookie. */

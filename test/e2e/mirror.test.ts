@@ -35,10 +35,10 @@ beforeAll(async () => {
   registry = await startRegistry({
     vars: {
       MIRRORS: JSON.stringify([
-        { prefix: "hub", upstream: upstream.url, library: true, username: USER, passwordSecret: "UPSTREAM_PASSWORD", tagTtlSeconds: TAG_TTL_SECONDS, timeoutSeconds: 3 },
-        { prefix: "", upstream: upstream.url, library: true, username: USER, passwordSecret: "UPSTREAM_PASSWORD", tagTtlSeconds: TAG_TTL_SECONDS, timeoutSeconds: 3 },
+        { prefix: "hub", upstream: upstream.url, library: true, username: USER, passwordSecret: "MIRROR_UPSTREAM_PASSWORD", tagTtlSeconds: TAG_TTL_SECONDS, timeoutSeconds: 3 },
+        { prefix: "", upstream: upstream.url, library: true, username: USER, passwordSecret: "MIRROR_UPSTREAM_PASSWORD", tagTtlSeconds: TAG_TTL_SECONDS, timeoutSeconds: 3 },
       ]),
-      UPSTREAM_PASSWORD: PASSWORD,
+      MIRROR_UPSTREAM_PASSWORD: PASSWORD,
     },
   });
   await buildImage(join(work, "alpine"), { layers: [3000, 2 * 1024 * 1024], tag: "3.20" });
@@ -88,8 +88,8 @@ describe("tag TTL", () => {
     second = await startDistribution({ user: USER, password: PASSWORD });
     const mirror = await startRegistry({
       vars: {
-        MIRRORS: JSON.stringify([{ prefix: "hub", upstream: second.url, username: USER, passwordSecret: "UPSTREAM_PASSWORD", tagTtlSeconds: TAG_TTL_SECONDS }]),
-        UPSTREAM_PASSWORD: PASSWORD,
+        MIRRORS: JSON.stringify([{ prefix: "hub", upstream: second.url, username: USER, passwordSecret: "MIRROR_UPSTREAM_PASSWORD", tagTtlSeconds: TAG_TTL_SECONDS }]),
+        MIRROR_UPSTREAM_PASSWORD: PASSWORD,
       },
     });
     try {

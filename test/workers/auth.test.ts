@@ -3,37 +3,7 @@ import { decodeProtectedHeader, exportJWK, generateKeyPair, importPKCS8, SignJWT
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { ORIGIN, pushBlob, pushImage, pushManifest, randomBytes, sha256, startUpload } from "./helpers";
-
-// The same Worker and bindings as every other test, with token authentication switched on.
-const tokenEnv = { ...env, AUTH_MODE: "token", PUBLIC_REPOSITORIES: "public/*" };
-const SERVICE = new URL(ORIGIN).host;
-const ADMIN = env.ADMIN_TOKEN!;
-
-async function call(path: string, init: RequestInit & { auth?: string } = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  if (init.auth) headers.set("Authorization", init.auth);
-  // Each call is its own client for the failed-authentication limit, unless a test says otherwise.
-  if (!headers.has("CF-Connecting-IP")) headers.set("CF-Connecting-IP", `198.51.100.${Math.floor(Math.random() * 250)}`);
-  if (init.body instanceof Uint8Array) headers.set("Content-Length", String(init.body.byteLength));
-  const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, { ...init, headers }), tokenEnv, ctx);
-  await waitOnExecutionContext(ctx);
-  return response;
-}
-
-const basic = (password: string, user = "ci") => `Basic ${btoa(`${user}:${password}`)}`;
-const bearer = (token: string) => `Bearer ${token}`;
-
-async function createToken(name: string, scopes: { repository: string; actions: string[] }[], extra: object = {}) {
-  const response = await call("/admin/tokens", {
-    method: "POST",
-    auth: bearer(ADMIN),
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name, scopes, ...extra }),
-  });
-  expect(response.status, await response.clone().text()).toBe(201);
-  return ((await response.json()) as { id: string; token: string });
-}
+import { ADMIN, basic, bearer, call, createToken, SERVICE, tokenEnv } from "./token-auth";
 
 /** A bearer token from /token for the given scopes, authenticated with `password` (anonymous without). */
 async function tokenFor(password: string | null, ...scopes: string[]): Promise<Response> {

@@ -117,9 +117,9 @@ const mirrorEnv = {
   AUTH_MODE: "open",
   MIRRORS: JSON.stringify([
     { prefix: "hub", upstream: UPSTREAM, library: true, timeoutSeconds: 1 },
-    { prefix: "private", upstream: PRIVATE, username: "mirror", passwordSecret: "PRIVATE_UPSTREAM_PASSWORD" },
+    { prefix: "private", upstream: PRIVATE, username: "mirror", passwordSecret: "MIRROR_PRIVATE_PASSWORD" },
   ]),
-  PRIVATE_UPSTREAM_PASSWORD: "upstream-secret",
+  MIRROR_PRIVATE_PASSWORD: "upstream-secret",
 };
 
 async function call(path: string, init?: RequestInit): Promise<Response> {
