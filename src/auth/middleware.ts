@@ -62,13 +62,19 @@ const CHALLENGE_ACTIONS: Record<Action, string> = { pull: "pull", push: "pull,pu
 /** A 401 with the Bearer challenge Docker clients follow to the token endpoint. */
 export function challenge(
   c: Context<AppEnv>,
-  scope: { repository: string; action: Action } | null,
+  scope: { repository: string; action: Action } | "catalog" | null,
   error?: "invalid_token" | "insufficient_scope",
 ): RegistryError {
   const parts = [`realm="${new URL(c.req.url).origin}/token"`, `service="${serviceOf(c)}"`];
-  if (scope) parts.push(`scope="repository:${scope.repository}:${CHALLENGE_ACTIONS[scope.action]}"`);
+  if (scope === "catalog") parts.push('scope="registry:catalog:*"');
+  else if (scope) parts.push(`scope="repository:${scope.repository}:${CHALLENGE_ACTIONS[scope.action]}"`);
   if (error) parts.push(`error="${error}"`);
-  const detail = scope ? [{ Type: "repository", Name: scope.repository, Action: scope.action }] : null;
+  const detail =
+    scope === "catalog"
+      ? [{ Type: "registry", Name: "catalog", Action: "*" }]
+      : scope
+        ? [{ Type: "repository", Name: scope.repository, Action: scope.action }]
+        : null;
   return new RegistryError("UNAUTHORIZED", detail, { headers: { "WWW-Authenticate": `Bearer ${parts.join(",")}` } });
 }
 
