@@ -21,6 +21,8 @@ interface CachedToken {
 // lifetime, not one per pull.
 const tokens = new Map<string, CachedToken>();
 const MAX_REDIRECTS = 5;
+// Upstreams that challenged with Basic: later requests send the password at once instead of waiting for the 401.
+const basicUpstreams = new Set<string>();
 
 /** A client of one upstream registry that answers its auth challenges (Bearer or Basic) as they come. */
 export class Upstream {
@@ -35,7 +37,8 @@ export class Upstream {
     const url = `${this.mirror.upstream}${path}`;
     const key = this.tokenKey(scope);
     const cached = tokens.get(key);
-    const authorization = cached && cached.expiresAt > Date.now() ? `Bearer ${cached.token}` : this.basic();
+    // The password is sent only where a challenge asked for it: to the token realm, or to an upstream that said Basic.
+    const authorization = cached && cached.expiresAt > Date.now() ? `Bearer ${cached.token}` : basicUpstreams.has(this.mirror.upstream) ? this.basic() : undefined;
     let response = await this.send(method, url, headers, authorization);
     if (response.status === 401) {
       const challenge = response.headers.get("WWW-Authenticate") ?? "";
@@ -51,6 +54,7 @@ export class Upstream {
     return response;
   }
 
+  // Per upstream, credentials and scope (a token from one realm for one identity and scope is good for nothing else).
   private tokenKey(scope: string): string {
     return `${this.mirror.upstream}|${this.mirror.username ?? ""}|${scope}`;
   }
@@ -63,14 +67,18 @@ export class Upstream {
   /** The Authorization to retry with, after a 401 with this challenge; null when there is nothing better to send. */
   private async answer(challenge: string, scope: string, key: string): Promise<string | null> {
     const [scheme] = challenge.split(" ", 1);
-    if (scheme?.toLowerCase() === "basic") return this.basic() ?? null;
+    if (scheme?.toLowerCase() === "basic") {
+      basicUpstreams.add(this.mirror.upstream);
+      return this.basic() ?? null;
+    }
     if (scheme?.toLowerCase() !== "bearer") return null;
     const params = parseChallenge(challenge);
     if (!params.realm) return null;
     const realm = new URL(params.realm);
     if (params.service) realm.searchParams.set("service", params.service);
     realm.searchParams.set("scope", params.scope ?? scope);
-    const response = await this.send("GET", realm.toString(), {}, this.basic());
+    // The configured credentials go to the realm the challenge names, wherever it is (Docker Hub's is auth.docker.io).
+    const response = await this.send("GET", realm.toString(), {}, this.basic(), realm.host);
     if (!response.ok) {
       await response.body?.cancel();
       throw new UpstreamError(response.status === 429 ? 429 : 401, `the upstream token service answered ${response.status}`, response.headers.get("Retry-After"));
@@ -83,11 +91,20 @@ export class Upstream {
     return `Bearer ${token}`;
   }
 
-  /** One HTTP exchange, following redirects by hand so credentials never travel to another host. */
-  private async send(method: string, url: string, headers: Record<string, string>, authorization: string | undefined): Promise<Response> {
+  /**
+   * One HTTP exchange, following redirects by hand so that credentials go only to `trustedHost` (the upstream's, or
+   * its token realm's), never to where it redirects (a blob's CDN).
+   */
+  private async send(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    authorization: string | undefined,
+    trustedHost = new URL(this.mirror.upstream).host,
+  ): Promise<Response> {
     let target = url;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const sameHost = new URL(target).host === new URL(this.mirror.upstream).host;
+      const sameHost = new URL(target).host === trustedHost;
       const response = await this.withTimeout(target, {
         method,
         headers: { ...headers, ...(authorization && sameHost && { Authorization: authorization }) },
