@@ -14,8 +14,9 @@ import { readForm } from "./bodies";
 export const token = new Hono<AppEnv>()
   .get("/token", async (c) => {
     const header = c.req.header("Authorization");
-    const credential = header ? await authenticateBasic(c, header) : null;
-    return respond(c, credential, c.req.queries("scope") ?? [], c.req.query("service"));
+    const scopes = c.req.queries("scope") ?? [];
+    const credential = header && !onlyPublicPulls(c, scopes) ? await authenticateBasic(c, header) : null;
+    return respond(c, credential, scopes, c.req.query("service"));
   })
   .post("/token", async (c) => {
     const form = await readForm(c);
@@ -23,10 +24,30 @@ export const token = new Hono<AppEnv>()
     if (field("grant_type") !== "password") {
       throw new RegistryError("REQUEST_INVALID", { grant_type: field("grant_type") ?? null }, { message: "only the password grant is supported" });
     }
+    const scopes = [field("scope") ?? ""];
     // Verified, limited and answered as a Basic password is.
-    const credential = await authenticatePassword(c, field("username") ?? "", field("password") ?? "");
-    return respond(c, credential, [field("scope") ?? ""], field("service"));
+    const credential = onlyPublicPulls(c, scopes) ? null : await authenticatePassword(c, field("username") ?? "", field("password") ?? "");
+    return respond(c, credential, scopes, field("service"));
   });
+
+/**
+ * Whether every scope asked for is a pull that anyone may make (PUBLIC_REPOSITORIES). Then the credentials sent along
+ * are not looked at: the grant is the anonymous one whoever asks. The docker daemon sends its Docker Hub login to a
+ * registry-mirrors mirror, which knows nothing of it; checking it would refuse a pull anyone may make (and dockerd
+ * would go around the mirror). Not checking it costs nothing: the grant is the same either way, so the answer says
+ * nothing about the secret, and no failed login is counted.
+ */
+function onlyPublicPulls(c: Context<AppEnv>, values: string[]): boolean {
+  const requested = parseRequestedScopes(values);
+  const publicScopes = publicScopesOf(c.var.registry.config.PUBLIC_REPOSITORIES);
+  return (
+    requested.length > 0 &&
+    requested.every((scope) => {
+      if (scope.type !== "repository" || scope.actions.some((action) => action !== "pull")) return false;
+      return actionsFor(publicScopes, scope.name).has("pull");
+    })
+  );
+}
 
 async function respond(c: Context<AppEnv>, credential: Credential | null, requested: string[], service: string | undefined) {
   const { config } = c.var.registry;
