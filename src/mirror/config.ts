@@ -24,12 +24,36 @@ export const Mirror = z.object({
   tagTtlSeconds: z.number().int().min(0).max(86_400 * 30).default(300),
   /** How long to wait for the upstream's response headers. */
   timeoutSeconds: z.number().positive().max(120).default(20),
+  /**
+   * The registry host names containerd gives in `?ns=` for this upstream (hosts.toml); default: the upstream's host,
+   * and docker.io for Docker Hub.
+   */
+  hosts: z.array(z.string().regex(/^[a-z0-9.-]+(?::\d{1,5})?$/, "a registry host name such as ghcr.io")).optional(),
 });
 export type Mirror = z.infer<typeof Mirror>;
 
 export const Mirrors = jsonList(Mirror).refine((mirrors) => new Set(mirrors.map((m) => m.prefix)).size === mirrors.length, "two mirrors have the same prefix");
 
 const DOCKER_HUB = /^https:\/\/(registry-1\.)?docker\.io$/;
+
+/** The host names `?ns=` may give for the mirror. */
+export function hostsOf(mirror: Mirror): string[] {
+  if (mirror.hosts) return mirror.hosts;
+  const host = new URL(mirror.upstream).host;
+  return DOCKER_HUB.test(mirror.upstream) ? [host, "docker.io", "registry-1.docker.io"] : [host];
+}
+
+/**
+ * The local name of a repository requested with containerd's `?ns=<registry host>`: under the prefix of the mirror
+ * of that host; the name as it is when `ns` is this registry's own host; null when no mirror serves that host (the
+ * request is not for anything here, and containerd goes on to the next host).
+ */
+export function nameForNamespace(mirrors: Mirror[], ns: string, ownHost: string, name: string): string | null {
+  const host = ns.toLowerCase();
+  const mirror = mirrors.find((candidate) => hostsOf(candidate).includes(host));
+  if (mirror) return mirror.prefix === "" ? name : `${mirror.prefix}/${name}`;
+  return host === ownHost.toLowerCase() ? name : null;
+}
 
 export interface MirrorTarget {
   mirror: Mirror;

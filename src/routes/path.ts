@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
+import { nameForNamespace } from "../mirror/config";
 import { parseDigest, parseReference, parseRepositoryName, parseUploadId, type ParsedDigest, type Reference } from "../references";
 
 // Every path parameter is parsed into a typed value here, as the first middleware of its route, before anything
@@ -21,7 +22,7 @@ const PARAMETER: Record<Part, string> = { digest: "digest", reference: "referenc
 /** Parses `:name` and the given parts of the route's path into c.var.path. */
 export function parsePath(...parts: Part[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const path: RequestPath = { repository: parseRepositoryName(c.req.param("name") ?? "") };
+    const path: RequestPath = { repository: repositoryOf(c, parseRepositoryName(c.req.param("name") ?? "")) };
     const value = (part: Part) => c.req.param(PARAMETER[part]) ?? "";
     for (const part of parts) {
       if (part === "digest") path.digest = parseDigest(value(part));
@@ -31,6 +32,19 @@ export function parsePath(...parts: Part[]): MiddlewareHandler<AppEnv> {
     c.set("path", path);
     await next();
   };
+}
+
+/**
+ * The repository a request is for. containerd names the registry it means in `?ns=` (hosts.toml mirrors): a mirrored
+ * registry's repositories live under that mirror's prefix, so `library/alpine?ns=docker.io` is `hub/library/alpine`
+ * when the "hub" mirror serves docker.io. Mapped here, before authorization looks at the name.
+ */
+function repositoryOf(c: Context<AppEnv>, name: string): string {
+  const ns = c.req.query("ns");
+  if (ns === undefined) return name;
+  const mapped = nameForNamespace(c.var.registry.config.MIRRORS, ns, new URL(c.req.url).host, name);
+  if (mapped === null) throw new RegistryError("NAME_UNKNOWN", { ns: ns.slice(0, 255) }, { message: `this registry mirrors no registry named ${ns.slice(0, 255)}` });
+  return parseRepositoryName(mapped);
 }
 
 /**
