@@ -13,7 +13,14 @@ export interface Distribution {
   stop(): Promise<void>;
 }
 
-export async function startDistribution(options: { user?: string; password?: string } = {}): Promise<Distribution> {
+export interface TokenAuth {
+  realm: string;
+  service: string;
+  issuer: string;
+  certificate: string;
+}
+
+export async function startDistribution(options: { user?: string; password?: string; token?: TokenAuth } = {}): Promise<Distribution> {
   const root = await mkdtemp(join(tmpdir(), "oci-distribution-"));
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -22,6 +29,10 @@ export async function startDistribution(options: { user?: string; password?: str
     const line = (await mustRun("htpasswd", ["-Bbn", options.user, options.password])).stdout.toString().trim();
     await writeFile(join(root, "htpasswd"), `${line}\n`);
     auth = `auth:\n  htpasswd:\n    realm: distribution\n    path: ${join(root, "htpasswd")}\n`;
+  }
+  if (options.token) {
+    const { realm, service, issuer, certificate } = options.token;
+    auth = `auth:\n  token:\n    realm: ${realm}\n    service: ${service}\n    issuer: ${issuer}\n    rootcertbundle: ${certificate}\n`;
   }
   const config = `version: 0.1
 log:
