@@ -3,33 +3,24 @@
 // the same push succeeds with podman login's credentials and pulls back identical; monolithic and streamed
 // (unknown-length) upload bodies are re-cut too, and podman pushes through it. ~100 MiB rather than several GiB
 // keeps this file near a minute; the relay's memory does not grow with the layer (measured by hand for 1 GiB).
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mustRun, runCommand } from "../support/command";
 import { buildImage, randomBytes, randomBytesStream, sha256File, type BuiltImage } from "../support/oci-layout";
 import { createAccessToken } from "./fixture";
-import { freePort, startRegistry, tokenAuth, type Registry } from "./harness";
+import { startRegistry, tokenAuth, type Registry } from "./harness";
+import { startRelay, type Relay } from "../support/relay";
 
 const MiB = 1024 * 1024;
 const MAX_BODY = 8 * MiB;
 const LAYER_CONTENT = 100 * MiB;
-const CLI = fileURLToPath(new URL("../../cli/edge-oci-registry.mjs", import.meta.url));
 const { ADMIN_TOKEN, vars: authVars } = tokenAuth();
 
-interface Relay {
-  host: string;
-  url: string;
-  output(): string;
-  stop(): Promise<void>;
-}
 
 let registry: Registry;
 let relay: Relay;
@@ -38,32 +29,6 @@ let token: string;
 let layout: string;
 let image: BuiltImage;
 let authfile: string;
-
-async function startRelay(target: string, ...options: string[]): Promise<Relay> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [CLI, "relay", "--to", target, "--listen", `127.0.0.1:${port}`, ...options], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 10_000;
-  while (!output.includes("relay listening on")) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the relay did not start:\n${output}`);
-    await new Promise((wait) => setTimeout(wait, 50));
-  }
-  return {
-    host: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
-    output: () => output,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, "exit");
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "oci-e2e-relay-"));
