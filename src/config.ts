@@ -27,6 +27,8 @@ export interface Env {
   R2_BUCKET_NAME?: string;
   R2_ACCESS_KEY_ID?: string;
   LOG_REQUESTS?: string;
+  LOG_READ_SAMPLE_RATE?: string;
+  LOG_SLOW_MS?: string;
   MAX_BODY_BYTES?: string;
   UPLOAD_PART_BYTES?: string;
   MAX_MANIFEST_BYTES?: string;
@@ -59,8 +61,10 @@ const ConfigSchema = z
   .object({
   // At most R2's largest single put (5 GiB less 5 MiB), which a monolithic push becomes.
   MAX_BODY_BYTES: bytes(1, 5 * GiB - 5 * MiB, 100_000_000),
-  // R2 multipart: every part but the last is 5 MiB..5 GiB and equal; 16 MiB x 10,000 parts = 156 GiB per blob.
-  UPLOAD_PART_BYTES: bytes(5 * MiB, 5 * GiB, 16 * MiB),
+  // R2 multipart: every part but the last is equal and at least 5 MiB; 16 MiB x 10,000 parts = 156 GiB per blob. At
+  // most 32 MiB (312 GiB per blob): a body of unknown length keeps a copy of the part it streams until the part is
+  // full, so one upload holds up to a part in memory, and a 128 MB isolate may serve several uploads at once.
+  UPLOAD_PART_BYTES: bytes(5 * MiB, 32 * MiB, 16 * MiB),
   MAX_MANIFEST_BYTES: bytes(4 * MiB, 64 * MiB, 4 * MiB),
   UPLOAD_TTL_SECONDS: z.coerce.number().int().min(60).default(86_400),
   // "token": Docker token auth, private by default. "open": anyone may do anything (local development only).
@@ -103,8 +107,11 @@ const ConfigSchema = z
   R2_BUCKET_NAME: z.string().min(3).optional(),
   R2_ACCESS_KEY_ID: z.string().min(1).optional(),
   R2_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  // One JSON line per request (see src/logging.ts).
+  // One JSON line per request (see src/logging.ts): every write, error and slow request, and this share of the
+  // rest (successful, quick GETs and HEADs, the bulk of a registry's traffic and of its log bill).
   LOG_REQUESTS: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
+  LOG_READ_SAMPLE_RATE: z.coerce.number().min(0).max(1).default(0.01),
+  LOG_SLOW_MS: z.coerce.number().int().min(0).default(1000),
   })
   .superRefine((config, context) => {
     if (config.AUTH_MODE === "token" && !config.TOKEN_SIGNING_KEY) {

@@ -75,4 +75,25 @@ describe("request logs", () => {
     expect(entry).toMatchObject({ method: "POST", repository: "logged/app", status: 201, bytesIn: 123, caller: "anonymous" });
     expect(typeof entry.durationMs).toBe("number");
   });
+
+  it("logs every write, failure and slow request, and quick successful reads at LOG_READ_SAMPLE_RATE", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((line: unknown) => void lines.push(String(line)));
+    const requests = () => lines.map((line) => JSON.parse(line)).filter((log) => log.event === "request");
+    const bytes = randomBytes(50);
+    const digest = await sha256(bytes);
+    const quiet = { LOG_REQUESTS: "true", LOG_READ_SAMPLE_RATE: "0" };
+    await callWith(quiet, `/v2/logged/sampled/blobs/uploads/?digest=${digest}`, { method: "POST", body: bytes, headers: { "Content-Length": "50" } });
+    for (let i = 0; i < 20; i++) await callWith(quiet, `/v2/logged/sampled/blobs/${digest}`);
+    await callWith(quiet, `/v2/logged/sampled/blobs/${digest}`, { headers: { Range: "bytes=100-200" } });
+    expect(requests().map((log) => [log.method, log.status])).toEqual([["POST", 201], ["GET", 416]]);
+
+    lines.length = 0;
+    await callWith({ ...quiet, LOG_READ_SAMPLE_RATE: "1" }, `/v2/logged/sampled/blobs/${digest}`);
+    expect(requests()).toMatchObject([{ method: "GET", status: 200, sampled: 1 }]);
+    lines.length = 0;
+    await callWith({ ...quiet, LOG_SLOW_MS: "0" }, `/v2/logged/sampled/blobs/${digest}`);
+    expect(requests()).toHaveLength(1);
+    expect(requests()[0].sampled).toBeUndefined();
+  });
 });
