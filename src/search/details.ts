@@ -96,7 +96,7 @@ export async function describeManifest(registry: Registry, repository: string, r
     })),
     config: null,
     layers: [],
-    referrers: groupReferrers(await registry.manifests.referrers(repository, parseDigest(digest), null)),
+    referrers: groupReferrers((await registry.manifests.referrers(repository, parseDigest(digest), null)).items),
   };
   if (isIndex) return details;
 

@@ -154,8 +154,17 @@ export class ManifestService {
     throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: target.digest.digest });
   }
 
-  async referrers(repository: string, subject: ParsedDigest, artifactType: string | null): Promise<ReferrerRecord[]> {
-    return this.records.referrers(repository, subject.digest, artifactType);
+  /** One page of the manifests that name `subject`, and the position to go on from when there may be more. */
+  async referrers(
+    repository: string,
+    subject: ParsedDigest,
+    artifactType: string | null,
+    page: { limit: number; after: { createdAt: number; digest: string } | null } = { limit: 1000, after: null },
+  ): Promise<{ items: ReferrerRecord[]; next: { createdAt: number; digest: string } | null }> {
+    const found = await this.records.referrers(repository, subject.digest, artifactType, page.limit + 1, page.after);
+    const items = found.slice(0, page.limit);
+    const last = items.at(-1);
+    return { items, next: found.length > page.limit && last ? { createdAt: last.createdAt, digest: last.digest } : null };
   }
 
   async tags(repository: string, limit: number, last: string | null): Promise<string[]> {

@@ -220,21 +220,33 @@ export class ManifestRecords {
     return results.map((row) => row.name);
   }
 
-  async referrers(repository: string, subject: string, artifactType: string | null): Promise<ReferrerRecord[]> {
+  /**
+   * Manifests whose subject is `subject`, oldest first, after the position `after` (created_at, digest), at most
+   * `limit`: each page is an index seek on (repository, subject) whatever the repository holds.
+   */
+  async referrers(
+    repository: string,
+    subject: string,
+    artifactType: string | null,
+    limit = 1000,
+    after: { createdAt: number; digest: string } | null = null,
+  ): Promise<(ReferrerRecord & { createdAt: number })[]> {
     const { results } = await this.db
       .prepare(
-        `SELECT digest, media_type, size, artifact_type, annotations FROM manifests
+        `SELECT digest, media_type, size, artifact_type, annotations, created_at FROM manifests
          WHERE repository = ?1 AND subject = ?2 AND (?3 IS NULL OR artifact_type = ?3)
-         ORDER BY created_at, digest`,
+           AND (?4 IS NULL OR (created_at, digest) > (?4, ?5))
+         ORDER BY created_at, digest LIMIT ?6`,
       )
-      .bind(repository, subject, artifactType)
-      .all<{ digest: string; media_type: string; size: number; artifact_type: string | null; annotations: string | null }>();
+      .bind(repository, subject, artifactType, after?.createdAt ?? null, after?.digest ?? "", limit)
+      .all<{ digest: string; media_type: string; size: number; artifact_type: string | null; annotations: string | null; created_at: number }>();
     return results.map((row) => ({
       digest: row.digest,
       mediaType: row.media_type,
       size: row.size,
       artifactType: row.artifact_type,
       annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : null,
+      createdAt: row.created_at,
     }));
   }
 }

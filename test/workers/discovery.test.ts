@@ -43,15 +43,15 @@ describe("catalog", () => {
 });
 
 describe("referrers", () => {
-  async function pushReferrer(repository: string, subject: { digest: string; size: number }, artifactType: string) {
+  async function pushReferrer(repository: string, subject: { digest: string; size: number }, artifactType: string, note = "") {
     const empty = await pushBlob(repository, "{}");
-    const payload = await pushBlob(repository, `payload of ${artifactType}`);
+    const payload = await pushBlob(repository, `payload of ${artifactType}${note}`);
     const manifest = {
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       artifactType,
       config: { mediaType: "application/vnd.oci.empty.v1+json", digest: empty, size: 2 },
-      layers: [{ mediaType: "application/octet-stream", digest: payload, size: `payload of ${artifactType}`.length }],
+      layers: [{ mediaType: "application/octet-stream", digest: payload, size: `payload of ${artifactType}${note}`.length }],
       subject: { mediaType: OCI_MANIFEST, ...subject },
       annotations: { "org.opencontainers.image.created": "2026-11-23T00:00:00Z" },
     };
@@ -92,6 +92,35 @@ describe("referrers", () => {
     const referrer = await pushReferrer("discovery/early", absent, "application/vnd.example.early");
     const index = (await (await call(`/v2/discovery/early/referrers/${absent.digest}`)).json()) as { manifests: { digest: string }[] };
     expect(index.manifests.map((m) => m.digest)).toEqual([referrer]);
+  });
+
+  it("pages referrers with n and a Link header that keeps the artifactType filter", async () => {
+    const body = JSON.stringify(await pushImage("discovery/paged"));
+    const subject = await pushManifest("discovery/paged", "v1", body);
+    const descriptor = descriptorOf(body, subject);
+    const pushed: string[] = [];
+    for (let i = 0; i < 5; i++) pushed.push(await pushReferrer("discovery/paged", descriptor, i % 2 === 0 ? "application/spdx+json" : "application/x-other", ` #${i}`));
+    const walk = async (first: string) => {
+      const seen: string[] = [];
+      let next: string | null = first;
+      let pages = 0;
+      while (next) {
+        const page = await call(next);
+        expect(page.status).toBe(200);
+        const listed = ((await page.json()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+        expect(listed.length).toBeLessThanOrEqual(2);
+        seen.push(...listed);
+        next = /^<([^>]+)>; rel="next"$/.exec(page.headers.get("Link") ?? "")?.[1] ?? null;
+        pages++;
+      }
+      return { seen, pages };
+    };
+    const all = await walk(`/v2/discovery/paged/referrers/${subject}?n=2`);
+    expect(all.pages).toBe(3);
+    expect(all.seen.sort()).toEqual([...pushed].sort());
+    const filtered = await walk(`/v2/discovery/paged/referrers/${subject}?n=2&artifactType=application/spdx%2Bjson`);
+    expect(filtered.seen.sort()).toEqual([pushed[0], pushed[2], pushed[4]].sort());
+    await expectError(await call(`/v2/discovery/paged/referrers/${subject}?n=2&last=not-a-cursor`), 400, "REQUEST_INVALID");
   });
 
   it("returns an empty index for a digest with no referrers, and refuses a malformed digest", async () => {
