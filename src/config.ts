@@ -15,6 +15,7 @@ export interface Env {
   IMMUTABLE_TAGS?: string;
   GC_GRACE_SECONDS?: string;
   GC_BATCH_SIZE?: string;
+  GC_SUBREQUEST_BUDGET?: string;
   GC_DRY_RUN?: string;
   RETENTION?: string;
   EDGE_CACHE_MAX_BYTES?: string;
@@ -88,6 +89,9 @@ const ConfigSchema = z
   // PUT, and between an upload's write to R2 and its D1 record, both of which a slow push of large layers stretches.
   GC_GRACE_SECONDS: z.coerce.number().int().min(3600, "at least 3600 (an hour: a slow multi-layer push must finish within it)").default(86_400),
   GC_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
+  // D1 queries and R2 calls one pass may make: far below Workers Paid's per-invocation limits; on Workers Free
+  // (50 subrequests) set it to 40.
+  GC_SUBREQUEST_BUDGET: z.coerce.number().int().min(20).max(5000).default(500),
   GC_DRY_RUN: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
   // Retention rules per repository pattern (keep last N tags, keep matching tags, delete untagged after N days).
   RETENTION: RetentionRules,

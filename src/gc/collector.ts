@@ -1,6 +1,11 @@
-import { purgeEdgeCache } from "../cache/edge";
 import { GcRecords, type GarbageBlob } from "../storage/gc-records";
+import { Budget } from "./budget";
 import { applyRetention, type RetentionReport, type RetentionRule } from "./retention";
+
+/** GC_SUBREQUEST_BUDGET's default: a pass stays far below the platform's per-invocation limits. */
+export const DEFAULT_SUBREQUESTS = 500;
+// Blobs deleted per D1 batch (three statements each).
+const DELETES_PER_BATCH = 25;
 
 export interface GcOptions {
   /** Report what would go without changing anything. */
@@ -12,6 +17,8 @@ export interface GcOptions {
   now?: number;
   /** Retention rules (RETENTION) and the repositories whose tags are immutable (IMMUTABLE_TAGS). */
   retention?: { rules: RetentionRule[]; immutable: string[] };
+  /** Subrequests (D1 queries and batches, R2 calls) one pass may make (GC_SUBREQUEST_BUDGET). */
+  subrequests?: number;
 }
 
 export interface GcReport {
@@ -22,8 +29,10 @@ export interface GcReport {
   deleted: GarbageBlob[];
   orphans: { key: string; size: number }[];
   bytesFreed: number;
-  /** True when a step hit its batch size: the next pass continues. */
+  /** True when a step hit its batch size or the budget: the next pass continues. */
   more: boolean;
+  /** Subrequests this pass made. */
+  subrequests: number;
 }
 
 const ORPHAN_PREFIXES = ["blobs/", "uploads/", "manifests/"];
@@ -50,38 +59,67 @@ export class GarbageCollector {
   async run(options: GcOptions): Promise<GcReport> {
     const now = options.now ?? Date.now();
     const before = now - options.graceMs;
+    const budget = new Budget(options.subrequests ?? DEFAULT_SUBREQUESTS);
+    const report: GcReport = { dryRun: options.dryRun, retention: { tags: [], manifests: [] }, unmarked: 0, marked: [], deleted: [], orphans: [], bytesFreed: 0, more: false, subrequests: 0 };
+    // Each step runs only if the budget affords it; one that cannot leaves the rest to the next pass.
+    const step = async (calls: number, work: () => Promise<void>) => {
+      if (!budget.spend(calls)) {
+        report.more = true;
+        return;
+      }
+      await work();
+    };
+
     // Retention first: what it deletes stops referencing blobs, which the steps below then collect.
-    const retention = options.retention?.rules.length
-      ? await applyRetention(this.db, options.retention.rules, options.retention.immutable, { dryRun: options.dryRun, limit: options.batch, now })
-      : { tags: [], manifests: [] };
-    const report: GcReport = { dryRun: options.dryRun, retention, unmarked: 0, marked: [], deleted: [], orphans: [], bytesFreed: 0, more: false };
-
-    report.unmarked = await this.records.unmark(options.dryRun);
-
-    const deletable = await this.records.deletable(before, options.batch);
-    report.more ||= deletable.length === options.batch;
-    if (options.dryRun) report.deleted = deletable;
-    else {
-      for (const blob of deletable) {
-        const deleted = await this.records.delete(blob.digest, before);
-        if (deleted) report.deleted.push(deleted);
-      }
-      // Rows first, then bytes: a crash in between leaves an orphan object, collected later, never a dangling row.
-      if (report.deleted.length > 0) await this.bucket.delete(report.deleted.map((blob) => blob.objectKey));
-      for (const blob of report.deleted) {
-        for (const repository of blob.repositories ?? []) await purgeEdgeCache(repository, "blobs", blob.digest);
-      }
+    if (options.retention?.rules.length) {
+      report.retention = await applyRetention(this.db, options.retention.rules, options.retention.immutable, { dryRun: options.dryRun, limit: options.batch, now, budget });
+      report.more ||= report.retention.more ?? false;
     }
 
-    const markable = await this.records.markable(before, options.batch);
-    report.more ||= markable.length === options.batch;
-    if (!options.dryRun) await this.records.mark(markable.map((blob) => blob.digest), before, now);
-    report.marked = markable;
+    await step(1, async () => {
+      report.unmarked = await this.records.unmark(options.dryRun);
+    });
 
-    for (const prefix of ORPHAN_PREFIXES) report.orphans.push(...(await this.orphans(prefix, before, options)));
-    if (!options.dryRun && report.orphans.length > 0) await this.bucket.delete(report.orphans.map((orphan) => orphan.key));
+    await step(1, async () => {
+      const deletable = await this.records.deletable(before, options.batch);
+      report.more ||= deletable.length === options.batch;
+      if (options.dryRun) {
+        report.deleted = deletable;
+        return;
+      }
+      for (let at = 0; at < deletable.length; at += DELETES_PER_BATCH) {
+        if (!budget.spend(2)) {
+          report.more = true;
+          break;
+        }
+        const deleted = await this.records.deleteMany(deletable.slice(at, at + DELETES_PER_BATCH).map((blob) => blob.digest), before);
+        // Rows first, then bytes: a crash in between leaves an orphan object, collected later, never a dangling row.
+        if (deleted.length > 0) await this.bucket.delete(deleted.map((blob) => blob.objectKey));
+        report.deleted.push(...deleted);
+      }
+    });
+
+    await step(options.dryRun ? 2 : 4, async () => {
+      const cursor = "markable:after";
+      const page = await this.records.markable(before, options.batch, (await this.records.cursor(cursor)) ?? "");
+      report.more ||= page.next !== null;
+      if (!options.dryRun) {
+        await this.records.mark(page.blobs.map((blob) => blob.digest), before, now);
+        await this.records.setCursor(cursor, page.next ?? undefined);
+      }
+      report.marked = page.blobs;
+    });
+
+    for (const prefix of ORPHAN_PREFIXES) {
+      await step(options.dryRun ? 3 : 5, async () => {
+        const orphans = await this.orphans(prefix, before, options);
+        if (!options.dryRun && orphans.length > 0) await this.bucket.delete(orphans.map((orphan) => orphan.key));
+        report.orphans.push(...orphans);
+      });
+    }
 
     report.bytesFreed = [...report.deleted, ...report.orphans].reduce((sum, item) => sum + item.size, 0);
+    report.subrequests = budget.used;
     return report;
   }
 

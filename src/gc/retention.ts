@@ -1,7 +1,9 @@
 import { z } from "zod";
 import { patternMatches, RepositoryPattern } from "../auth/scopes";
 import { jsonList } from "../json-setting";
+import { GcRecords } from "../storage/gc-records";
 import { RetentionRecords } from "../storage/retention-records";
+import { Budget } from "./budget";
 
 // RETENTION: rules per repository pattern, applied by the garbage collector (off unless configured).
 //   [{"repositories": "team/*", "keepLastTags": 20, "keepTags": "^v[0-9]", "untaggedDays": 7, "deleteReferrers": true}]
@@ -33,42 +35,71 @@ export const RetentionRules = jsonList(RetentionRule);
 export interface RetentionReport {
   tags: { repository: string; tag: string }[];
   manifests: { repository: string; digest: string; size: number }[];
+  /** True when the budget or the limit stopped it: the next pass goes on where this one stopped. */
+  more?: boolean;
 }
 
+// Repositories a keepLastTags rule looks at per query.
+const REPOSITORIES_PER_PAGE = 50;
+
 /**
- * Applies the retention rules, at most `limit` deletions of each kind per pass. Tags of immutable repositories
- * are never touched. Each manifest is deleted only if, at that moment, no tag and no index in its repository
- * points to it (and, for a referrer, its subject is gone or it is old enough), checked in the delete itself.
+ * Applies the retention rules, at most `limit` deletions of each kind per pass and within the pass's subrequest
+ * budget. keepLastTags walks the matching repositories a page at a time from where the last pass stopped (a cursor
+ * per rule), so that every repository is reached however many there are. Tags of immutable repositories are never
+ * touched. Each manifest is deleted only if, at that moment, no tag and no index in its repository points to it (and,
+ * for a referrer, its subject is gone or it is old enough), checked in the delete itself.
  */
 export async function applyRetention(
   db: D1Database,
   rules: RetentionRule[],
   immutable: string[],
-  options: { dryRun: boolean; limit: number; now: number },
+  options: { dryRun: boolean; limit: number; now: number; budget?: Budget },
 ): Promise<RetentionReport> {
   const records = new RetentionRecords(db);
-  const report: RetentionReport = { tags: [], manifests: [] };
-  for (const rule of rules) {
-    if (rule.keepLastTags !== undefined) {
+  const cursors = new GcRecords(db);
+  const budget = options.budget ?? new Budget(Infinity);
+  const report: RetentionReport = { tags: [], manifests: [], more: false };
+  const afford = (calls: number) => {
+    const ok = budget.spend(calls);
+    if (!ok) report.more = true;
+    return ok;
+  };
+  for (const [index, rule] of rules.entries()) {
+    // Reading and saving the rule's cursor are paid for up front: a walk stopped by the budget still saves where it got.
+    if (rule.keepLastTags !== undefined && afford(2)) {
       const keep = rule.keepTags ? new RegExp(rule.keepTags) : null;
-      for (const repository of await records.repositories(rule.repositories)) {
-        if (immutable.some((pattern) => patternMatches(pattern, repository))) continue;
-        const tags = await records.tagsNewestFirst(repository);
-        const expired = tags.slice(rule.keepLastTags).filter((tag) => !keep?.test(tag.name));
-        for (const tag of expired.slice(0, options.limit - report.tags.length)) {
-          if (options.dryRun || (await records.deleteTag(repository, tag.name, tag.digest))) report.tags.push({ repository, tag: tag.name });
+      const cursor = `retention:${index}:${rule.repositories}`;
+      let after = (await cursors.cursor(cursor)) ?? "";
+      let wrapped = false;
+      // Per page of repositories: one query for the tags past the newest keepLastTags, one batch to delete them.
+      while (!wrapped && report.tags.length < options.limit && afford(3)) {
+        const page = await records.repositories(rule.repositories, after, REPOSITORIES_PER_PAGE);
+        const mutable = page.filter((repository) => !immutable.some((pattern) => patternMatches(pattern, repository)));
+        const expired = (await records.tagsBeyond(mutable, rule.keepLastTags))
+          .filter((tag) => !keep?.test(tag.name))
+          .slice(0, options.limit - report.tags.length);
+        // Stopped by the limit inside this page: the next pass starts again at the last repository it reached.
+        const full = expired.length === options.limit - report.tags.length;
+        const deleted = options.dryRun ? expired : await records.deleteTags(expired);
+        report.tags.push(...deleted.map(({ repository, name }) => ({ repository, tag: name })));
+        if (full && expired.length > 0) {
+          after = page[page.indexOf(expired.at(-1)!.repository) - 1] ?? after;
+          break;
         }
+        after = page.at(-1) ?? after;
+        if (page.length < REPOSITORIES_PER_PAGE) wrapped = true;
       }
+      if (wrapped) after = "";
+      else report.more = true;
+      if (!options.dryRun) await cursors.setCursor(cursor, after === "" ? undefined : after);
     }
-    if (rule.untaggedDays !== undefined || rule.deleteReferrers) {
+    if ((rule.untaggedDays !== undefined || rule.deleteReferrers) && afford(2)) {
       // Without untaggedDays only referrers whose subject is gone are deleted: nothing else is "older" than 0.
       const olderThan = rule.untaggedDays === undefined ? 0 : options.now - rule.untaggedDays * 86_400_000;
       const candidates = await records.untaggedManifests(rule.repositories, olderThan, rule.deleteReferrers, options.limit);
-      for (const candidate of candidates) {
-        if (options.dryRun || (await records.deleteUntagged(candidate.repository, candidate.digest, olderThan, rule.deleteReferrers))) {
-          report.manifests.push(candidate);
-        }
-      }
+      report.more ||= candidates.length === options.limit;
+      const deleted = options.dryRun ? candidates : await records.deleteUntagged(candidates, olderThan, rule.deleteReferrers);
+      report.manifests.push(...deleted);
     }
   }
   return report;

@@ -10,6 +10,7 @@ export async function collectGarbage(env: Env, overrides: { dryRun?: boolean } =
     graceMs: config.GC_GRACE_SECONDS * 1000,
     batch: config.GC_BATCH_SIZE,
     retention: { rules: config.RETENTION, immutable: config.IMMUTABLE_TAGS },
+    subrequests: config.GC_SUBREQUEST_BUDGET,
   });
   console.log(
     JSON.stringify({
@@ -23,6 +24,7 @@ export async function collectGarbage(env: Env, overrides: { dryRun?: boolean } =
       orphans: report.orphans.length,
       bytesFreed: report.bytesFreed,
       more: report.more,
+      subrequests: report.subrequests,
       durationMs: Date.now() - started,
     }),
   );

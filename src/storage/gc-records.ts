@@ -50,8 +50,17 @@ export class GcRecords {
 
   /** Deletes a deletable blob's links and row in one transaction; returns it when it was deleted. */
   async delete(digest: string, before: number): Promise<GarbageBlob | null> {
+    return (await this.deleteMany([digest], before))[0] ?? null;
+  }
+
+  /**
+   * Deletes deletable blobs' links and rows, each re-checked in its own statements, all in one batch (one
+   * subrequest); returns those that were deleted.
+   */
+  async deleteMany(digests: string[], before: number): Promise<GarbageBlob[]> {
+    if (digests.length === 0) return [];
     const still = `b.deleting_at IS NOT NULL AND b.deleting_at < ?2 AND ${UNREFERENCED}`;
-    const [links, , deleted] = await this.db.batch<Row & { repository: string }>([
+    const statements = digests.flatMap((digest) => [
       this.db
         .prepare(
           `DELETE FROM repository_blobs WHERE digest = ?1 AND EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ?1 AND ${still}
@@ -76,22 +85,31 @@ export class GcRecords {
         )
         .bind(digest, before),
     ]);
-    const row = deleted?.results[0];
-    return row ? { ...toGarbage(row), repositories: (links?.results ?? []).map((link) => link.repository) } : null;
+    const results = await this.db.batch<Row & { repository: string }>(statements);
+    const deleted: GarbageBlob[] = [];
+    for (let at = 0; at < results.length; at += 3) {
+      const row = results[at + 2]?.results[0];
+      if (row) deleted.push({ ...toGarbage(row), repositories: (results[at]?.results ?? []).map((link) => link.repository) });
+    }
+    return deleted;
   }
 
-  /** Unmarked blobs older than `before`, unreferenced, and not linked since `before`: to be marked. */
-  async markable(before: number, limit: number): Promise<GarbageBlob[]> {
+  /**
+   * Unmarked blobs older than `before`, unreferenced, and not linked since `before`: to be marked. One page of the
+   * blobs after `after` in digest order, looked at `limit` rows at most, so a pass reads the same number of rows
+   * whatever the registry holds; `next` is where the following pass goes on (null: the walk wrapped around).
+   */
+  async markable(before: number, limit: number, after = ""): Promise<{ blobs: GarbageBlob[]; next: string | null }> {
     const { results } = await this.db
       .prepare(
-        `SELECT digest, size, object_key FROM blobs b
-         WHERE b.deleting_at IS NULL AND b.created_at < ?1 AND ${UNREFERENCED}
-           AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= ?1)
-         ORDER BY digest LIMIT ?2`,
+        `SELECT p.digest, p.size, p.object_key, (p.deleting_at IS NULL AND p.created_at < ?1 AND ${UNREFERENCED.replaceAll("b.digest", "p.digest")}
+           AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = p.digest AND l.created_at >= ?1)) AS garbage
+         FROM (SELECT digest, size, object_key, deleting_at, created_at FROM blobs WHERE digest > ?3 ORDER BY digest LIMIT ?2) p`,
       )
-      .bind(before, limit)
-      .all<Row>();
-    return results.map(toGarbage);
+      .bind(before, limit, after)
+      .all<Row & { garbage: number }>();
+    const next = results.length === limit ? results.at(-1)!.digest : null;
+    return { blobs: results.filter((row) => row.garbage === 1).map(toGarbage), next };
   }
 
   async mark(digests: string[], before: number, at: number): Promise<number> {

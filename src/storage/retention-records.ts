@@ -14,29 +14,41 @@ const EXPIRED = `(CASE WHEN m.subject IS NOT NULL
 export class RetentionRecords {
   constructor(private readonly db: D1Database) {}
 
-  async repositories(pattern: string): Promise<string[]> {
+  /** Repositories matching the pattern after `after`, in name order, at most `limit`. */
+  async repositories(pattern: string, after: string, limit: number): Promise<string[]> {
     const { results } = await this.db
-      .prepare("SELECT name FROM repositories WHERE name GLOB ? ORDER BY name")
-      .bind(pattern)
+      .prepare("SELECT name FROM repositories WHERE name > ?2 AND name GLOB ?1 ORDER BY name LIMIT ?3")
+      .bind(pattern, after, limit)
       .all<{ name: string }>();
     return results.map((row) => row.name);
   }
 
-  async tagsNewestFirst(repository: string): Promise<{ name: string; digest: string }[]> {
+  /** Of these repositories' tags, those after the newest `keep` of their repository (newest first by push). */
+  async tagsBeyond(repositories: string[], keep: number): Promise<{ repository: string; name: string; digest: string }[]> {
+    if (repositories.length === 0) return [];
     const { results } = await this.db
-      .prepare("SELECT name, digest FROM tags WHERE repository = ? ORDER BY updated_at DESC, name DESC")
-      .bind(repository)
-      .all<{ name: string; digest: string }>();
+      .prepare(
+        `SELECT repository, name, digest FROM (
+           SELECT t.repository, t.name, t.digest,
+             ROW_NUMBER() OVER (PARTITION BY t.repository ORDER BY t.updated_at DESC, t.name DESC) AS position
+           FROM tags t WHERE t.repository IN (SELECT value FROM json_each(?1)))
+         WHERE position > ?2 ORDER BY repository, position`,
+      )
+      .bind(JSON.stringify(repositories), keep)
+      .all<{ repository: string; name: string; digest: string }>();
     return results;
   }
 
-  /** Deletes the tag only if it still points where it did when it was chosen. */
-  async deleteTag(repository: string, tag: string, digest: string): Promise<boolean> {
-    const [result] = await this.db.batch([
-      this.db.prepare("DELETE FROM tags WHERE repository = ? AND name = ? AND digest = ?").bind(repository, tag, digest),
-      ...new SearchRecords(this.db).refresh(repository),
+  /** Deletes the tags, each only if it still points where it did when it was chosen, in one batch; returns those deleted. */
+  async deleteTags<T extends { repository: string; name: string; digest: string }>(tags: T[]): Promise<T[]> {
+    if (tags.length === 0) return [];
+    const search = new SearchRecords(this.db);
+    const repositories = [...new Set(tags.map((tag) => tag.repository))];
+    const results = await this.db.batch([
+      ...tags.map((tag) => this.db.prepare("DELETE FROM tags WHERE repository = ? AND name = ? AND digest = ?").bind(tag.repository, tag.name, tag.digest)),
+      ...repositories.flatMap((repository) => search.refresh(repository)),
     ]);
-    return (result?.meta.changes ?? 0) > 0;
+    return tags.filter((_, index) => (results[index]?.meta.changes ?? 0) > 0);
   }
 
   async untaggedManifests(pattern: string, olderThan: number, deleteReferrers: boolean, limit: number) {
@@ -51,15 +63,19 @@ export class RetentionRecords {
     return results;
   }
 
-  async deleteUntagged(repository: string, digest: string, olderThan: number, deleteReferrers: boolean): Promise<boolean> {
-    const chosen = `EXISTS (SELECT 1 FROM manifests m WHERE m.repository = ?1 AND m.digest = ?4 AND ${UNPOINTED} AND ${EXPIRED})`;
-    const [, deleted] = await this.db.batch([
-      this.db.prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?4 AND ${chosen}`).bind(repository, olderThan, deleteReferrers ? 1 : 0, digest),
-      this.db
-        .prepare(`DELETE FROM manifests AS m WHERE m.repository = ?1 AND m.digest = ?4 AND ${UNPOINTED} AND ${EXPIRED}`)
-        .bind(repository, olderThan, deleteReferrers ? 1 : 0, digest),
-      new SearchRecords(this.db).forget(repository, digest),
-    ]);
-    return (deleted?.meta.changes ?? 0) > 0;
+  /** Deletes the chosen manifests, each re-checked in its own statements, in one batch; returns those deleted. */
+  async deleteUntagged<T extends { repository: string; digest: string }>(candidates: T[], olderThan: number, deleteReferrers: boolean): Promise<T[]> {
+    if (candidates.length === 0) return [];
+    const statements = candidates.flatMap(({ repository, digest }) => {
+      const chosen = `EXISTS (SELECT 1 FROM manifests m WHERE m.repository = ?1 AND m.digest = ?4 AND ${UNPOINTED} AND ${EXPIRED})`;
+      const bind = [repository, olderThan, deleteReferrers ? 1 : 0, digest] as const;
+      return [
+        this.db.prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?4 AND ${chosen}`).bind(...bind),
+        this.db.prepare(`DELETE FROM manifests AS m WHERE m.repository = ?1 AND m.digest = ?4 AND ${UNPOINTED} AND ${EXPIRED}`).bind(...bind),
+        new SearchRecords(this.db).forget(repository, digest),
+      ];
+    });
+    const results = await this.db.batch(statements);
+    return candidates.filter((_, index) => (results[index * 3 + 1]?.meta.changes ?? 0) > 0);
   }
 }
