@@ -1,10 +1,10 @@
 import type { Env } from "../config";
-import { deserializeError } from "../errors";
+import { deserializeError, RegistryError } from "../errors";
 import { parseUploadId, type ParsedDigest } from "../references";
 import type { BlobRecord } from "../storage/blob-records";
 import { BlobService } from "./blobs";
+import { cutOff } from "../uploads/upload-errors";
 import type { ChunkExpectation, Outcome } from "../uploads/upload-session";
-
 
 export class UploadService {
   constructor(private readonly env: Env) {}
@@ -38,12 +38,19 @@ export class UploadService {
     const session = this.session(uploadId);
     if (body && expect.length !== undefined && (expect.start ?? 0) === 0 && (await unwrap(session.status(repository))) === 0) {
       // POST then PUT with the whole blob (OCI end-4a, end-6): nothing to resume, so R2 checks the digest natively
-      // instead of the session hashing in JavaScript and re-cutting parts. The session is over either way.
+      // instead of the session hashing in JavaScript and re-cutting parts.
+      let record: BlobRecord;
       try {
-        return await new BlobService(this.env).putWhole(repository, digest, body, expect.length);
-      } finally {
-        await unwrap(session.cancel(repository));
+        record = await new BlobService(this.env).putWhole(repository, digest, body, expect.length);
+      } catch (error) {
+        // Only a whole body of the wrong digest ends the upload; one cut off leaves it open, at 0, for a resume.
+        if (error instanceof RegistryError && error.code === "DIGEST_INVALID") await unwrap(session.cancel(repository));
+        if (error instanceof RegistryError && error.code === "SIZE_INVALID") throw cutOff(0, expect.length);
+        throw error;
       }
+      // The blob is stored: a session left behind by a failure here holds nothing, and its alarm expires it.
+      await unwrap(session.cancel(repository)).catch(() => undefined);
+      return record;
     }
     return unwrap(session.complete(repository, digest, body, expect));
   }

@@ -41,6 +41,21 @@ function breaksOffAfter(bytes: Uint8Array, cut: number): ReadableStream<Uint8Arr
   });
 }
 
+/** A request body that sends the first `cut` bytes and then simply ends, short of what it declared. */
+function endsAfter(bytes: Uint8Array, cut: number): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (at >= cut) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(bytes.slice(at, Math.min(at + 256 * 1024, cut)));
+      at += 256 * 1024;
+    },
+  });
+}
+
 async function offsetOf(location: string): Promise<number> {
   const response = await call(location);
   expect(response.status).toBe(204);
@@ -231,6 +246,52 @@ describe("completing an upload (PUT ?digest=)", () => {
     await expectError(await call(location), 404, "BLOB_UPLOAD_UNKNOWN");
     const uploadId = location.split("/").at(-1)!;
     expect((await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects).toEqual([]);
+  });
+
+  it("keeps the session when the final PUT's body ends early: 416 with the Range stored, and a resume finishes it", async () => {
+    const repository = "uploads/put-cut-off";
+    const bytes = randomBytes(9 * MiB);
+    const digest = await sha256(bytes);
+    const location = await startUpload(repository);
+    expect((await patch(location, bytes.subarray(0, 3 * MiB), 0)).status).toBe(202);
+    // The last 6 MiB declared, 4 MiB sent: the part that began streaming is kept only up to the part boundary.
+    const cut = await call(`${location}?digest=${digest}`, {
+      method: "PUT",
+      headers: { "Content-Range": `${3 * MiB}-${9 * MiB - 1}`, "Content-Length": String(6 * MiB) },
+      body: endsAfter(bytes.subarray(3 * MiB), 4 * MiB),
+      duplex: "half",
+    } as RequestInit).catch(() => null);
+    if (cut) {
+      const body = await expectError(cut, 416, "RANGE_INVALID");
+      expect(body.errors[0]!.message).toMatch(/resume/);
+      expect(cut.headers.get("Range")).toBe(`0-${(await offsetOf(location)) - 1}`);
+    }
+    const offset = await offsetOf(location);
+    expect(offset).toBeGreaterThanOrEqual(3 * MiB);
+    expect(offset).toBeLessThanOrEqual(7 * MiB);
+    await completeFrom(location, bytes, offset, repository);
+  });
+
+  // putWhole (services/blobs.ts) takes a body that ends short of its Content-Length for a wrong digest: its
+  // FixedLengthStream reports that only to its reader, R2, whose error it drops. Once it answers SIZE_INVALID, the
+  // upload service keeps the session (416, Range 0-0).
+  it.todo("keeps the session when a whole-blob PUT after POST ends early, and the repeated PUT completes");
+
+  it("completes a PUT repeated after its body was taken (its answer lost): the bytes already have the digest", async () => {
+    const repository = "uploads/put-repeated";
+    const bytes = randomBytes(7 * MiB);
+    const digest = await sha256(bytes);
+    const location = await startUpload(repository);
+    expect((await patch(location, bytes.subarray(0, 6 * MiB), 0)).status).toBe(202);
+    // As if a PUT carrying the last MiB had been taken and its answer lost: the session has every byte.
+    expect((await patch(location, bytes.subarray(6 * MiB), 6 * MiB)).status).toBe(202);
+    const repeated = await call(`${location}?digest=${digest}`, {
+      method: "PUT",
+      headers: { "Content-Range": `${6 * MiB}-${7 * MiB - 1}` },
+      body: bytes.subarray(6 * MiB),
+    });
+    expect(repeated.status).toBe(201);
+    expect(await sha256(await readBlob(repository, digest))).toBe(digest);
   });
 
   it("requires the digest parameter and refuses a malformed one", async () => {
