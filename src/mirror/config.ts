@@ -22,7 +22,7 @@ export const Mirror = z.object({
     .optional(),
   /** How long a mirrored tag is served before it is revalidated upstream with a HEAD. */
   tagTtlSeconds: z.number().int().min(0).max(86_400 * 30).default(300),
-  /** How long to wait for the upstream's response headers. */
+  /** How long to wait for the upstream's response headers, and then for each of its body's bytes (an idle timeout). */
   timeoutSeconds: z.number().positive().max(120).default(20),
   /**
    * The registry host names containerd gives in `?ns=` for this upstream (hosts.toml); default: the upstream's host,

@@ -1,3 +1,4 @@
+import type { Waiter } from "../cache/edge";
 import { configOf, type Env } from "../config";
 import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
@@ -6,7 +7,9 @@ import { parseDigest, referenceText, type ParsedDigest, type Reference } from ".
 import { ManifestService, type StoredManifest } from "../services/manifests";
 import { MirrorRecords } from "../storage/mirror-records";
 import { readAtMost } from "../streams";
+import { FetchLease, upstreamFailure, type UpstreamFailure } from "./blob-fetch";
 import type { MirrorTarget } from "./config";
+import type { MirrorReport, MirrorStatus } from "./status";
 import { expectOk, Upstream, UpstreamError } from "./upstream";
 
 const ACCEPT = [MediaTypes.ociIndex, MediaTypes.ociManifest, MediaTypes.dockerManifestList, MediaTypes.dockerManifest].join(", ");
@@ -17,7 +20,8 @@ export const STALE = { Warning: '110 - "Response is Stale"', "X-Mirror-Status": 
 /**
  * Manifests of a mirrored repository: the local copy when it is known to be current, otherwise fetched from the
  * upstream, verified against its digest and stored. Manifests by digest never change; tags are revalidated with a
- * HEAD once their TTL has passed; an unavailable upstream is answered with what is cached.
+ * HEAD once their TTL has passed; an unavailable upstream is answered with what is cached. Concurrent requests that
+ * must ask the upstream about one reference ask it once: one leads, the others wait for its outcome (a bounded time).
  */
 export class MirrorManifestService extends ManifestService {
   private readonly checks: MirrorRecords;
@@ -26,42 +30,80 @@ export class MirrorManifestService extends ManifestService {
     env: Env,
     private readonly target: MirrorTarget,
     private readonly upstream: Upstream,
+    private readonly report: MirrorReport,
+    private readonly waiter: Waiter,
   ) {
     super(env);
     this.checks = new MirrorRecords(env.DB);
   }
 
   override async resolve(repository: string, parsed: Reference): Promise<StoredManifest> {
-    const reference = referenceText(parsed);
-    const local = await super.resolve(repository, parsed).catch((error) => {
+    const local = await this.local(repository, parsed);
+    if (local && (await this.isCurrent(repository, parsed))) return this.served("hit", local);
+    // Docker Hub counts manifest GETs against the pull limit: one request per reference asks, whoever else wants it.
+    const leaseMs = 2 * this.target.mirror.timeoutSeconds * 1000;
+    const lease = FetchLease.of(this.env, `manifest ${this.target.mirror.prefix} ${repository} ${referenceText(parsed)}`, leaseMs, this.waiter);
+    const claim = await lease.claim(leaseMs);
+    if (claim.role === "leader") {
+      try {
+        const answer = await this.askUpstream(repository, parsed, local, lease);
+        lease.release({ kind: "stored" });
+        return answer;
+      } catch (error) {
+        lease.release({ kind: "failed", error: failureOf(error) });
+        return this.failed(error, repository, parsed, local);
+      }
+    }
+    const { outcome } = claim;
+    if (outcome?.kind === "stored") {
+      const stored = await this.local(repository, parsed);
+      if (stored) return this.served("hit", stored);
+    }
+    if (outcome?.kind === "failed" && outcome.error) return this.failed(failureFrom(outcome.error, repository, parsed), repository, parsed, local);
+    // The leader is still at it after the wait, or failed on its own account: ask without it.
+    return this.askUpstream(repository, parsed, local, null).catch((error) => this.failed(error, repository, parsed, local));
+  }
+
+  private local(repository: string, parsed: Reference): Promise<StoredManifest | null> {
+    return super.resolve(repository, parsed).catch((error) => {
       if (error instanceof RegistryError && error.code === "MANIFEST_UNKNOWN") return null;
       throw error;
     });
-    if ("digest" in parsed) {
-      if (local) return local;
-      return this.fetch(repository, null, parsed.digest).catch((error) => {
-        throw toRegistryError(error, "MANIFEST_UNKNOWN", repository, reference);
-      });
-    }
+  }
 
+  /** Content by digest never changes; a tag is current for tagTtlSeconds after it was last checked upstream. */
+  private async isCurrent(repository: string, parsed: Reference): Promise<boolean> {
+    if ("digest" in parsed) return true;
+    const checkedAt = await this.checks.checkedAt(repository, parsed.tag);
+    return checkedAt !== null && Date.now() - checkedAt < this.target.mirror.tagTtlSeconds * 1000;
+  }
+
+  /** Asks the upstream: a tag with a HEAD first (nothing is downloaded when it has not moved), then the manifest if needed. */
+  private async askUpstream(repository: string, parsed: Reference, local: StoredManifest | null, lease: FetchLease | null): Promise<StoredManifest> {
+    if ("digest" in parsed) return this.served("miss", await this.fetch(repository, null, parsed.digest));
     const { tag } = parsed;
-    const checkedAt = local ? await this.checks.checkedAt(repository, tag) : null;
-    if (local && checkedAt !== null && Date.now() - checkedAt < this.target.mirror.tagTtlSeconds * 1000) return local;
-    try {
-      const head = await expectOk(await this.upstream.request("HEAD", this.path(tag), this.scope(), { Accept: ACCEPT }), `${this.target.upstreamName}:${tag}`);
-      if (head.status === 404) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference, upstream: "not found" });
-      const digest = head.headers.get("Docker-Content-Digest");
-      if (local && digest === local.record.digest) {
-        await this.checks.markChecked(repository, tag);
-        return local;
-      }
-      const fetched = await this.fetch(repository, tag, digest ? upstreamDigest(digest) : null);
+    const head = await expectOk(await this.upstream.request("HEAD", this.path(tag), this.scope(), { Accept: ACCEPT }), `${this.target.upstreamName}:${tag}`);
+    if (head.status === 404) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: tag, upstream: "not found" });
+    lease?.progress();
+    const digest = head.headers.get("Docker-Content-Digest");
+    if (local && digest === local.record.digest) {
       await this.checks.markChecked(repository, tag);
-      return fetched;
-    } catch (error) {
-      if (error instanceof UpstreamError && local) return { ...local, headers: STALE };
-      throw toRegistryError(error, "MANIFEST_UNKNOWN", repository, reference);
+      return this.served("revalidated", local);
     }
+    const fetched = await this.fetch(repository, tag, digest ? upstreamDigest(digest) : null);
+    await this.checks.markChecked(repository, tag);
+    return this.served("miss", fetched);
+  }
+
+  /** An upstream that failed is answered with the local copy, marked stale, when there is one; else with its error. */
+  private failed(error: unknown, repository: string, parsed: Reference, local: StoredManifest | null): StoredManifest {
+    if (error instanceof UpstreamError && local) return this.served("stale", { ...local, headers: STALE });
+    throw toRegistryError(error, "MANIFEST_UNKNOWN", repository, referenceText(parsed));
+  }
+
+  private served(status: MirrorStatus, manifest: StoredManifest): StoredManifest {
+    this.report.status = status;
+    return manifest;
   }
 
   /** GETs a manifest upstream (by digest when known), checks its digest, stores it (with the tag) and returns it. */
@@ -87,9 +129,13 @@ export class MirrorManifestService extends ManifestService {
       const response = await expectOk(await this.upstream.request("GET", `/v2/${this.target.upstreamName}/tags/list?${query}`, this.scope()), "tags");
       if (response.status === 404) throw new RegistryError("NAME_UNKNOWN", { repository });
       const { tags } = (await response.json()) as { tags?: string[] | null };
+      this.report.status = "miss";
       return (tags ?? []).filter((tag) => last === null || tag > last).sort().slice(0, limit);
     } catch (error) {
-      if (error instanceof UpstreamError) return super.tags(repository, limit, last);
+      if (error instanceof UpstreamError) {
+        this.report.status = "stale";
+        return super.tags(repository, limit, last);
+      }
       throw error;
     }
   }
@@ -113,6 +159,18 @@ export class MirrorManifestService extends ManifestService {
 
 export function readOnly(): RegistryError {
   return new RegistryError("DENIED", null, { message: "this repository is a read-only mirror of an upstream registry" });
+}
+
+/** What followers learn of a leader's failure: the upstream's (its status and words), or null for one of its own. */
+function failureOf(error: unknown): UpstreamFailure | null {
+  if (error instanceof RegistryError && error.code === "MANIFEST_UNKNOWN") return { status: 404, message: "not found", retryAfter: null };
+  return upstreamFailure(error);
+}
+
+/** A leader's failure as this request's own error: the upstream lacks the manifest, or could not be asked. */
+function failureFrom(failure: UpstreamFailure, repository: string, parsed: Reference): unknown {
+  if (failure.status === 404) return new RegistryError("MANIFEST_UNKNOWN", { repository, reference: referenceText(parsed), upstream: "not found" });
+  return new UpstreamError(failure.status, failure.message, failure.retryAfter);
 }
 
 function upstreamDigest(value: string): ParsedDigest {

@@ -1,4 +1,5 @@
 import type { Mirror } from "./config";
+import { countUpstream } from "./stats";
 
 /** The upstream did not give a usable answer: its status (null when unreachable or too slow) and its advice. */
 export class UpstreamError extends Error {
@@ -26,11 +27,18 @@ const basicUpstreams = new Set<string>();
 
 /** A client of one upstream registry that answers its auth challenges (Bearer or Basic) as they come. */
 export class Upstream {
+  private readonly fetcher: typeof fetch;
+  private readonly log: boolean;
+
   constructor(
     private readonly mirror: Mirror,
     private readonly password: string | undefined,
-    private readonly fetcher: typeof fetch = (input, init) => fetch(input, init),
-  ) {}
+    /** log: one JSON line per upstream exchange (LOG_REQUESTS). */
+    options: { log?: boolean; fetcher?: typeof fetch } = {},
+  ) {
+    this.fetcher = options.fetcher ?? ((input, init) => fetch(input, init));
+    this.log = options.log ?? true;
+  }
 
   /** A request for `scope` (e.g. repository:library/alpine:pull); 4xx and 5xx answers are returned, not thrown. */
   async request(method: "GET" | "HEAD", path: string, scope: string, headers: Record<string, string> = {}): Promise<Response> {
@@ -46,10 +54,6 @@ export class Upstream {
       const retry = await this.answer(challenge, scope, key);
       if (retry === null) throw new UpstreamError(401, `the upstream refused our credentials (${challenge.slice(0, 200)})`);
       response = await this.send(method, url, headers, retry);
-    }
-    const remaining = response.headers.get("ratelimit-remaining");
-    if (remaining !== null) {
-      console.log(JSON.stringify({ event: "upstream-ratelimit", upstream: this.mirror.upstream, remaining, limit: response.headers.get("ratelimit-limit") }));
     }
     return response;
   }
@@ -118,17 +122,140 @@ export class Upstream {
     throw new UpstreamError(null, `the upstream redirected more than ${MAX_REDIRECTS} times`);
   }
 
-  /** Waits for the response headers at most timeoutSeconds; the body may take as long as it takes. */
-  private async withTimeout(url: string, init: RequestInit): Promise<Response> {
+  /**
+   * One fetch, with timeoutSeconds twice over: for the response headers, and then for every wait on the body (an
+   * upstream that sends part of a blob and goes silent is cut off, and the reader gets the error, not a hang).
+   */
+  private async withTimeout(url: string, init: RequestInit & { method: string }): Promise<Response> {
+    const seconds = this.mirror.timeoutSeconds;
+    const exchange = new Exchange(this.mirror, init.method, new URL(url), this.log);
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.mirror.timeoutSeconds * 1000);
+    const timer = setTimeout(() => controller.abort(), seconds * 1000);
+    let response: Response;
     try {
-      return await this.fetcher(url, { ...init, signal: controller.signal });
+      response = await this.fetcher(url, { ...init, signal: controller.signal });
     } catch (error) {
-      throw new UpstreamError(null, `the upstream is unreachable: ${(error as Error).message}`);
+      const failure = controller.signal.aborted
+        ? new UpstreamError(null, `the upstream sent no response headers within ${seconds} s (timeoutSeconds)`)
+        : new UpstreamError(null, `the upstream is unreachable: ${(error as Error).message}`);
+      exchange.end(failure);
+      throw failure;
     } finally {
       clearTimeout(timer);
     }
+    exchange.answered(response);
+    if (!response.body || init.method === "HEAD" || NULL_BODY_STATUSES.has(response.status)) {
+      await response.body?.cancel();
+      exchange.end();
+      return new Response(null, { status: response.status, statusText: response.statusText, headers: response.headers });
+    }
+    const body = idleTimed(response.body, seconds, exchange, () => controller.abort());
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+}
+
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+/**
+ * An upstream body that fails with an UpstreamError when a read waits `seconds` for bytes, or when the upstream
+ * breaks it off. The clock runs only while a reader waits on the upstream (highWaterMark 0: nothing is read ahead),
+ * so a slow client never times out a healthy upstream.
+ */
+function idleTimed(body: ReadableStream<Uint8Array>, seconds: number, exchange: Exchange, abort: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let cancelled = false;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        let timer!: ReturnType<typeof setTimeout>;
+        const idle = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new UpstreamError(null, `the upstream sent no bytes for ${seconds} s (timeoutSeconds)`)), seconds * 1000);
+        });
+        try {
+          const { done, value } = await Promise.race([reader.read(), idle]);
+          if (cancelled) return;
+          if (done) {
+            controller.close();
+            exchange.end();
+            return;
+          }
+          exchange.received(value.byteLength);
+          controller.enqueue(value);
+        } catch (error) {
+          if (cancelled) return;
+          const failure =
+            error instanceof UpstreamError ? error : new UpstreamError(null, `the upstream broke off the body after ${exchange.bytes} bytes: ${(error as Error).message}`);
+          abort();
+          reader.cancel(failure).catch(() => undefined);
+          controller.error(failure);
+          exchange.end(failure);
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      async cancel(reason) {
+        cancelled = true;
+        exchange.end();
+        await reader.cancel(reason).catch(() => undefined);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/**
+ * One HTTP exchange with an upstream host (the registry, its token realm, or where it redirects): one JSON log line
+ * when it ends (headers only, or its body read, cancelled or broken off) and its count in the mirror's stats.
+ */
+class Exchange {
+  private readonly started = Date.now();
+  private status: number | null = null;
+  private ratelimitRemaining: string | null = null;
+  private challenge: string | null = null;
+  private ended = false;
+  bytes = 0;
+
+  constructor(
+    private readonly mirror: Mirror,
+    private readonly method: string,
+    private readonly url: URL,
+    private readonly log: boolean,
+  ) {}
+
+  answered(response: Response): void {
+    this.status = response.status;
+    // Docker Hub: "100;w=21600" (pulls left in the window).
+    this.ratelimitRemaining = response.headers.get("ratelimit-remaining");
+    if (response.status === 401) this.challenge = response.headers.get("WWW-Authenticate")?.split(" ", 1)[0]?.slice(0, 20) || null;
+  }
+
+  received(bytes: number): void {
+    this.bytes += bytes;
+  }
+
+  end(failure?: UpstreamError): void {
+    if (this.ended) return;
+    this.ended = true;
+    const status = this.status;
+    const failed = failure !== undefined || status === 429 || (status !== null && status >= 500);
+    countUpstream(this.mirror.prefix, { failed, bytes: this.bytes });
+    if (!this.log) return;
+    const reason = failure?.message ?? (status !== null && status >= 400 ? `the upstream answered ${status}${this.challenge ? ` (${this.challenge} challenge)` : ""}` : undefined);
+    console.log(
+      JSON.stringify({
+        event: "upstream",
+        mirror: this.mirror.prefix,
+        method: this.method,
+        host: this.url.host,
+        // Never the query: a redirect's signed URL carries credentials of its own.
+        path: this.url.pathname.slice(0, 300),
+        status,
+        durationMs: Date.now() - this.started,
+        bytes: this.bytes,
+        ratelimitRemaining: this.ratelimitRemaining,
+        ...(reason !== undefined && { reason }),
+      }),
+    );
   }
 }
 

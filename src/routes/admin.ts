@@ -4,6 +4,7 @@ import { verifyLimited } from "../auth/throttle";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { collectGarbage } from "../gc/run";
+import { mirrorStats } from "../mirror/stats";
 import { AccessTokenService, NewAccessToken, parseAccessTokenId } from "../services/access-tokens";
 import { readJson } from "./bodies";
 
@@ -38,6 +39,8 @@ export const admin = new Hono<AppEnv>()
   // One garbage collection pass now; ?dryRun=true reports what would go, with sizes, and changes nothing.
   .post("/admin/gc", async (c) => c.json(await collectGarbage(c.env, { dryRun: c.req.query("dryRun") === "true" })))
   .get("/admin/usage", async (c) => c.json(await c.var.registry.quota.usage()))
+  // Per mirror: hits, misses, revalidations, stale serves, upstream errors, bytes fetched upstream and bytes saved.
+  .get("/admin/mirrors", async (c) => c.json({ mirrors: await mirrorStats(c.env.DB, c.var.registry.config.MIRRORS) }))
   .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
   .delete("/admin/tokens/:id", async (c) => {
     await new AccessTokenService(c.env.DB).revoke(parseAccessTokenId(c.req.param("id")));

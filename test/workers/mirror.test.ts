@@ -1,158 +1,16 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { Hono } from "hono";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import worker from "../../src/index";
-import { OCI_INDEX, OCI_MANIFEST, ORIGIN, randomBytes, sha256 } from "./helpers";
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { ageTag, callerOf, mirrorEnvWith, PRIVATE, publish, upstream, UPSTREAM, useFakeUpstream, type Fault } from "./fake-upstream";
+import { OCI_INDEX, OCI_MANIFEST, randomBytes, sha256 } from "./helpers";
 
-// A fake upstream registry, reached through the Worker's outbound fetch: Bearer token auth like Docker Hub's,
-// call counting, and faults on demand.
-const UPSTREAM = "https://upstream.test";
-const PRIVATE = "https://private.test";
+useFakeUpstream();
 
-interface Fault {
-  kind: "down" | "status" | "hang" | "corrupt" | "truncate" | "wrong-digest" | "slow";
-  status?: number;
-}
-
-const upstream = {
-  manifests: new Map<string, { body: string; mediaType: string }>(),
-  tags: new Map<string, string>(),
-  blobs: new Map<string, Uint8Array>(),
-  calls: [] as string[],
-  fault: null as Fault | null,
-  tokenLifetime: 300,
-  count(prefix: string) {
-    return this.calls.filter((call) => call.startsWith(prefix)).length;
-  },
-};
-
-function fakeRegistry(origin: string, basicPassword: string | null) {
-  const app = new Hono();
-  const service = new URL(origin).host;
-  app.get("/token", (c) => {
-    if (basicPassword !== null && c.req.header("Authorization") !== `Basic ${btoa(`mirror:${basicPassword}`)}`) return c.text("no", 401);
-    return c.json({ token: `token-for:${c.req.query("scope")}`, expires_in: upstream.tokenLifetime });
-  });
-  app.use("/v2/*", async (c, next) => {
-    const name = c.req.path.split(/\/(?:manifests|blobs|tags)\//)[0]!.slice(4);
-    if (c.req.header("Authorization") !== `Bearer token-for:repository:${name}:pull`) {
-      return c.json({ errors: [{ code: "UNAUTHORIZED" }] }, 401, {
-        "WWW-Authenticate": `Bearer realm="${origin}/token",service="${service}",scope="repository:${name}:pull"`,
-      });
-    }
-    const fault = upstream.fault;
-    if (fault?.kind === "status") return c.json({ errors: [{ code: "X" }] }, fault.status as 500, fault.status === 429 ? { "Retry-After": "17" } : {});
-    await next();
-  });
-  app.on(["GET", "HEAD"], "/v2/:name{.+}/manifests/:reference", (c) => {
-    const reference = c.req.param("reference");
-    const digest = reference.includes(":") ? reference : upstream.tags.get(`${c.req.param("name")}:${reference}`);
-    const manifest = digest ? upstream.manifests.get(digest) : undefined;
-    if (!manifest || !digest) return c.json({ errors: [{ code: "MANIFEST_UNKNOWN" }] }, 404);
-    const headers = { "Content-Type": manifest.mediaType, "Docker-Content-Digest": digest };
-    // A tampered body still claims the original digest.
-    const body = upstream.fault?.kind === "wrong-digest" ? `${manifest.body} ` : manifest.body;
-    return new Response(c.req.method === "HEAD" ? null : body, { headers });
-  });
-  app.on(["GET", "HEAD"], "/v2/:name{.+}/blobs/:digest", (c) => {
-    const bytes = upstream.blobs.get(c.req.param("digest"));
-    if (!bytes) return c.json({ errors: [{ code: "BLOB_UNKNOWN" }] }, 404);
-    const headers = { "Content-Length": String(bytes.byteLength), "Docker-Content-Digest": c.req.param("digest") };
-    if (c.req.method === "HEAD") return c.body(null, 200, headers);
-    const fault = upstream.fault?.kind;
-    let body: Uint8Array = bytes;
-    if (fault === "corrupt") body = Uint8Array.from(bytes, (byte, index) => (index === 0 ? byte ^ 0xff : byte));
-    if (fault === "truncate") {
-      const cut = bytes.subarray(0, bytes.byteLength / 2);
-      return new Response(new ReadableStream({ start: (controller) => { controller.enqueue(cut); controller.error(new Error("connection reset")); } }), { headers });
-    }
-    if (fault === "slow") {
-      const stream = new ReadableStream({
-        async start(controller) {
-          for (let at = 0; at < bytes.byteLength; at += 64 * 1024) {
-            await new Promise((done) => setTimeout(done, 20));
-            controller.enqueue(bytes.slice(at, at + 64 * 1024));
-          }
-          controller.close();
-        },
-      });
-      return new Response(stream, { headers });
-    }
-    return new Response(body, { headers });
-  });
-  app.get("/v2/:name{.+}/tags/list", (c) => {
-    const name = c.req.param("name");
-    const tags = [...upstream.tags.keys()].filter((key) => key.startsWith(`${name}:`)).map((key) => key.slice(name.length + 1));
-    return c.json({ name, tags });
-  });
-  return app;
-}
-
-const upstreams: Record<string, Hono> = { [UPSTREAM]: fakeRegistry(UPSTREAM, null), [PRIVATE]: fakeRegistry(PRIVATE, "upstream-secret") };
-const realFetch = globalThis.fetch;
-
-beforeAll(() => {
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const request = new Request(input, init);
-    const app = upstreams[new URL(request.url).origin];
-    if (!app) return realFetch(input, init);
-    upstream.calls.push(`${request.method} ${new URL(request.url).pathname}`);
-    if (upstream.fault?.kind === "down") throw new TypeError("Network connection lost.");
-    if (upstream.fault?.kind === "hang") {
-      return new Promise((_, reject) => request.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))));
-    }
-    return app.fetch(request);
-  });
-});
-
-afterAll(() => vi.restoreAllMocks());
-
-beforeEach(() => {
-  upstream.calls = [];
-  upstream.fault = null;
-});
-
-const mirrorEnv = {
-  ...env,
-  AUTH_MODE: "open",
-  MIRRORS: JSON.stringify([
+const call = callerOf(
+  mirrorEnvWith([
     { prefix: "hub", upstream: UPSTREAM, library: true, timeoutSeconds: 1 },
     { prefix: "private", upstream: PRIVATE, username: "mirror", passwordSecret: "MIRROR_PRIVATE_PASSWORD" },
   ]),
-  MIRROR_PRIVATE_PASSWORD: "upstream-secret",
-};
-
-async function call(path: string, init?: RequestInit): Promise<Response> {
-  const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, init), mirrorEnv, ctx);
-  const body = new Uint8Array(await response.arrayBuffer());
-  await waitOnExecutionContext(ctx);
-  return new Response(response.status === 204 || response.status === 304 || init?.method === "HEAD" ? null : body, { status: response.status, headers: response.headers });
-}
-
-/** Publishes an image upstream: a config, one layer of `size` random bytes, a manifest, a tag. */
-async function publish(name: string, tag: string, size = 4096) {
-  const layer = randomBytes(size);
-  const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", seed: crypto.randomUUID() }));
-  const layerDigest = await sha256(layer);
-  const configDigest = await sha256(config);
-  upstream.blobs.set(layerDigest, layer);
-  upstream.blobs.set(configDigest, config);
-  const body = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.byteLength },
-    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layerDigest, size }],
-  });
-  const digest = await sha256(body);
-  upstream.manifests.set(digest, { body, mediaType: OCI_MANIFEST });
-  upstream.tags.set(`${name}:${tag}`, digest);
-  return { digest, body, layer, layerDigest };
-}
-
-async function ageTag(repository: string, tag: string) {
-  await env.DB.prepare("UPDATE mirror_checks SET checked_at = 0 WHERE repository = ? AND tag = ?").bind(repository, tag).run();
-}
+);
 
 describe("pulling through the mirror", () => {
   it("fetches a manifest by tag on a miss (Bearer challenge, anonymous), stores it, and serves it after", async () => {
