@@ -1,9 +1,11 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { authenticate } from "./auth/middleware";
 import { ConfigError } from "./config";
 import { registryOf, type AppEnv } from "./context";
 import { RegistryError } from "./errors";
 import { requestLog } from "./logging";
+import { SMALL_BODY_BYTES } from "./routes/bodies";
+import { drain, DRAIN_LIMIT } from "./streams";
 import { BOOKMARK_HEADER } from "./storage/database";
 import { admin } from "./routes/admin";
 import { base } from "./routes/base";
@@ -45,9 +47,26 @@ app.route("/v2", referrers);
 app.route("/", search);
 app.route("/", ui);
 
-app.notFound((c) => new RegistryError("NOT_FOUND", { path: c.req.path.slice(0, 300) }, { message: "no such endpoint" }).toResponse(c.req.method));
+/**
+ * A refused request's unread body is read (and dropped) before the answer, so that a client still sending reads the
+ * answer instead of a reset connection: up to DRAIN_LIMIT for the registry API (layers), up to SMALL_BODY_BYTES
+ * elsewhere, where no client sends more (a body declared larger is left unread there).
+ */
+async function unread(c: Context<AppEnv>): Promise<void> {
+  const request = c.req.raw;
+  if (!request.body || request.bodyUsed) return;
+  const limit = c.req.path.startsWith("/v2/") ? DRAIN_LIMIT : SMALL_BODY_BYTES;
+  if (Number(request.headers.get("Content-Length") ?? 0) > limit) return;
+  await drain(request.body, limit);
+}
 
-app.onError((error, c) => {
+app.notFound(async (c) => {
+  await unread(c);
+  return new RegistryError("NOT_FOUND", { path: c.req.path.slice(0, 300) }, { message: "no such endpoint" }).toResponse(c.req.method);
+});
+
+app.onError(async (error, c) => {
+  await unread(c);
   const response = (() => {
     if (error instanceof RegistryError) return error.toResponse(c.req.method);
     if (error instanceof ConfigError) {

@@ -23,3 +23,29 @@ export async function readAtMost(stream: ReadableStream<Uint8Array>, limit: numb
   }
   return bytes;
 }
+
+/**
+ * Reads and drops what is left of a request body that is being refused, up to `limit` bytes: a client still sending
+ * reads the answer instead of a reset connection (wrangler dev, and some proxies, reset one whose body was not read).
+ */
+export async function drain(stream: ReadableStream<Uint8Array> | null | undefined, limit = DRAIN_LIMIT): Promise<void> {
+  if (!stream) return;
+  let read = 0;
+  try {
+    const reader = stream.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+      if (read > limit) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // Already broken off, or locked by a reader that failed: nothing more to read.
+  }
+}
+
+/** How much of a refused body is read before the answer: beyond that the connection is closed. */
+export const DRAIN_LIMIT = 1024 * 1024 * 1024;

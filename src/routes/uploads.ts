@@ -12,8 +12,8 @@ import { rangeHeader, tooLarge } from "../uploads/upload-session";
 const uploadLocation = (repository: string, uploadId: string) => `/v2/${repository}/blobs/uploads/${uploadId}`;
 const blobLocation = (repository: string, digest: string) => `/v2/${repository}/blobs/${digest}`;
 
-/** The declared body length, refused with 413 up front when over the configured limit. */
-function declaredLength(c: Context<AppEnv>): number | undefined {
+/** The declared body length, refused with 413 when over the configured limit (app.onError reads the body first). */
+async function declaredLength(c: Context<AppEnv>): Promise<number | undefined> {
   const header = c.req.header("Content-Length");
   if (header === undefined) return undefined;
   if (!/^\d{1,15}$/.test(header)) throw new RegistryError("SIZE_INVALID", { contentLength: header.slice(0, 32) });
@@ -23,8 +23,8 @@ function declaredLength(c: Context<AppEnv>): number | undefined {
 }
 
 /** What a chunk declares about itself: where it starts (Content-Range) and how long it is. */
-function chunkExpectation(c: Context<AppEnv>): ChunkExpectation {
-  const length = declaredLength(c);
+async function chunkExpectation(c: Context<AppEnv>): Promise<ChunkExpectation> {
+  const length = await declaredLength(c);
   const range = parseContentRange(c.req.header("Content-Range") ?? null);
   if (range && length !== undefined && range.length !== length) {
     throw new RegistryError(
@@ -71,7 +71,7 @@ export const uploads = new Hono<AppEnv>()
     const whole = c.req.query("digest");
     if (whole !== undefined) {
       const digest = parseDigest(whole);
-      const length = declaredLength(c);
+      const length = await declaredLength(c);
       if (length === undefined) {
         throw new RegistryError("LENGTH_REQUIRED", null, { message: "a monolithic upload needs Content-Length" });
       }
@@ -97,7 +97,7 @@ export const uploads = new Hono<AppEnv>()
   .patch("/:name{.+}/blobs/uploads/:id", parsePath("uploadId"), requires("push"), mirrored, async (c) => {
     const { repository } = pathOf(c);
     const uploadId = uploadIdOf(c);
-    const expect = chunkExpectation(c);
+    const expect = await chunkExpectation(c);
     await c.var.registry.quota.ensureRoom(expect.length ?? 0);
     const body = hasBody(c, expect) ? c.req.raw.body : null;
     const offset = await c.var.registry.uploads.append(repository, uploadId, body, expect);
@@ -109,7 +109,7 @@ export const uploads = new Hono<AppEnv>()
     const query = c.req.query("digest");
     if (query === undefined) throw new RegistryError("DIGEST_INVALID", null, { message: "the digest query parameter is required" });
     const digest = parseDigest(query);
-    const expect = chunkExpectation(c);
+    const expect = await chunkExpectation(c);
     const body = hasBody(c, expect) ? c.req.raw.body : null;
     const { uploads: sessions, quota } = c.var.registry;
     await quota.ensureRoom((await sessions.status(repository, uploadId)) + (expect.length ?? 0));

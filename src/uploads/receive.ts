@@ -1,4 +1,5 @@
 import { ResumableSha256, type HashState } from "../digest";
+import { drain } from "../streams";
 import { RegistryError } from "../errors";
 import { uploadObjectKey } from "../storage/objects";
 import { BodyReader, R2_MAX_PARTS, StreamedPart, type Piece } from "./parts";
@@ -35,7 +36,7 @@ export async function receive(
   expect: ChunkExpectation,
 ): Promise<Received> {
   if (expect.start !== undefined && expect.start !== committed.offset) {
-    await body?.cancel().catch(() => undefined);
+    await drain(body);
     throw outOfOrder(committed.offset, `chunk starts at ${expect.start}`);
   }
   const { partSize } = committed;
@@ -44,7 +45,7 @@ export async function receive(
   // R2 assembles at most maxParts parts: refused before any byte is read when the declared length says so.
   const capacity = maxParts * partSize;
   if (expect.length !== undefined && committed.offset + expect.length > capacity) {
-    await body?.cancel().catch(() => undefined);
+    await drain(body);
     throw partCapReached(committed.offset, maxParts, partSize);
   }
   const state: Receiving = { ...committed, pending: [...committed.pending] };
@@ -113,11 +114,11 @@ export async function receive(
       }
       if (!chunk) break;
       if (received + chunk.byteLength > maxBody) {
-        await reader.cancel();
+        await reader.drain();
         throw tooLarge(maxBody);
       }
       if (committed.offset + received + chunk.byteLength > capacity) {
-        await reader.cancel();
+        await reader.drain();
         throw partCapReached(committed.offset, maxParts, partSize);
       }
       while (chunk.byteLength > 0) {

@@ -43,7 +43,10 @@ export function tooLarge(limit: number): RegistryError {
     "REQUEST_TOO_LARGE",
     { limit },
     {
-      message: `request body is larger than this registry accepts (${limit} bytes): upload in chunks of at most that size`,
+      message:
+        `request body is larger than this registry accepts (${limit} bytes, MAX_BODY_BYTES): push through ` +
+        "`npx edge-oci-registry relay --to <registry>` or with `npx edge-oci-registry push`, which upload in chunks " +
+        "of at most that size (README: \"Pushing layers larger than Cloudflare's request limit\")",
     },
   );
 }

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { drain } from "../streams";
 import { configOf, type Env } from "../config";
 import { ResumableSha256 } from "../digest";
 import { RegistryError, serializeError, type SerializedError } from "../errors";
@@ -44,7 +45,7 @@ export class UploadSession extends DurableObject<Env> {
     return this.exclusive(async () => {
       const state = await this.load(repository);
       if (state.phase !== "receiving") {
-        await body?.cancel().catch(() => undefined);
+        await drain(body);
         throw alreadyComplete(offsetOf(state));
       }
       const received = await receive(this.session, state, body, expect);
@@ -74,7 +75,7 @@ export class UploadSession extends DurableObject<Env> {
         state = (await dedupe(session, received, digest)) ?? (await assemble(session, received, digest));
       } else {
         // Completed already but for the record (a retried PUT): any body repeats bytes taken.
-        await body?.cancel().catch(() => undefined);
+        await drain(body);
         const known = state.phase === "assembled" ? state.digest : state.record.digest;
         if (known !== digest.digest) {
           await discard(session, state);
@@ -116,7 +117,7 @@ export class UploadSession extends DurableObject<Env> {
   ): Promise<Receiving> {
     if (!body) return state;
     if (digest.algorithm === "sha256" && sha256Of(state) === digest.digest) {
-      await body.cancel().catch(() => undefined);
+      await drain(body);
       return state;
     }
     const received = await receive(this.session, state, body, expect);

@@ -268,10 +268,11 @@ describe.skipIf(!installed)("docker against wrangler dev under token auth", () =
     // Registry bug (issue 17, "over the body limit"): the 413 is answered before the body is read, so under
     // `wrangler dev` most of docker's attempts end in "connection reset by peer" or "use of closed network
     // connection", and docker prints the last attempt's error.
-    it.fails("docker prints the registry's 413 message when it refuses that push, on every attempt", () => {
+    it("docker prints the registry's 413 message, naming the relay, when it refuses that push, on every attempt", () => {
       expect(direct?.attempts.length).toBeGreaterThan(0);
       for (const error of direct!.attempts) expect(error).toContain("larger than this registry accepts");
       expect(direct!.stderr).toContain("larger than this registry accepts");
+      expect(direct!.stderr).toContain("edge-oci-registry relay");
     });
 
     it("is pushed through the relay, which re-cuts docker's streamed layer into PATCH requests", { timeout: 240_000 }, async () => {
