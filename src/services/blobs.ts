@@ -111,7 +111,11 @@ export class BlobService {
     const key = blobKey(digest);
     try {
       await this.env.BLOBS.put(key, sized.readable, checksumOption(digest));
-    } catch {
+    } catch (error) {
+      // A body that ends short of its length is told only to the stream's reader, R2, in workerd's words.
+      if (/did not see all expected bytes/.test(String(error))) {
+        throw new RegistryError("SIZE_INVALID", { declared: length }, { message: "the body ended before its declared length" });
+      }
       throw await failed("rejected by R2's checksum");
     }
     let winner: BlobRecord;

@@ -272,10 +272,28 @@ describe("completing an upload (PUT ?digest=)", () => {
     await completeFrom(location, bytes, offset, repository);
   });
 
-  // putWhole (services/blobs.ts) takes a body that ends short of its Content-Length for a wrong digest: its
-  // FixedLengthStream reports that only to its reader, R2, whose error it drops. Once it answers SIZE_INVALID, the
-  // upload service keeps the session (416, Range 0-0).
-  it.todo("keeps the session when a whole-blob PUT after POST ends early, and the repeated PUT completes");
+  it("keeps the session when a whole-blob PUT after POST ends early, and the repeated PUT completes", async () => {
+    const repository = "uploads/whole-cut";
+    const bytes = randomBytes(3 * MiB);
+    const digest = await sha256(bytes);
+    const location = await startUpload(repository);
+    const cut = await call(`${location}?digest=${digest}`, {
+      method: "PUT",
+      headers: { "Content-Length": String(bytes.byteLength) },
+      body: endsAfter(bytes, 2 * MiB),
+      duplex: "half",
+    } as RequestInit).catch(() => null);
+    if (cut) {
+      await expectError(cut, 416, "RANGE_INVALID");
+      expect(cut.headers.get("Range")).toBe("0-0");
+    }
+    // The session is still there, holding nothing ("0-0", as Distribution says it).
+    const status = await call(location);
+    expect([status.status, status.headers.get("Range")]).toEqual([204, "0-0"]);
+    const again = await call(`${location}?digest=${digest}`, { method: "PUT", headers: { "Content-Length": String(bytes.byteLength) }, body: bytes });
+    expect(again.status).toBe(201);
+    expect(await sha256(new Uint8Array(await (await call(`/v2/${repository}/blobs/${digest}`)).arrayBuffer()))).toBe(digest);
+  });
 
   it("completes a PUT repeated after its body was taken (its answer lost): the bytes already have the digest", async () => {
     const repository = "uploads/put-repeated";
