@@ -21,7 +21,8 @@ beforeAll(async () => {
   bucket = await startPublicBucket(state);
   registry = await startRegistry({
     stateDir: state,
-    vars: { BLOB_REDIRECT: "public", BLOB_PUBLIC_URL: bucket.url, BLOB_REDIRECT_MIN_BYTES: String(1 * MiB) },
+    // Every read logged: the test reads the request log to see how each GET was answered.
+    vars: { BLOB_REDIRECT: "public", BLOB_PUBLIC_URL: bucket.url, BLOB_REDIRECT_MIN_BYTES: String(1 * MiB), LOG_READ_SAMPLE_RATE: "1" },
   });
 });
 

@@ -108,7 +108,8 @@ describe("a layer larger than the registry's body limit", () => {
       `oci:${layout}:v1`, `docker://${registry.host}/team/big:direct`,
     );
     expect(direct.code).not.toBe(0);
-    expect(direct.stderr).toContain(`request body is larger than this registry accepts (${MAX_BODY} bytes): upload in chunks`);
+    expect(direct.stderr).toContain(`request body is larger than this registry accepts (${MAX_BODY} bytes, MAX_BODY_BYTES): push through`);
+    expect(direct.stderr).toContain("edge-oci-registry relay");
   });
 
   it("goes through the relay with podman login's credentials, and pulls back through it with identical digests", async () => {
