@@ -3,14 +3,16 @@ import { configOf, type Env } from "../config";
 import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
 import { MediaTypes } from "../manifests/schema";
-import { parseDigest, referenceText, type ParsedDigest, type Reference } from "../references";
+import { isTag, parseDigest, referenceText, type ParsedDigest, type Reference } from "../references";
 import { ManifestService, type StoredManifest } from "../services/manifests";
 import { MirrorRecords } from "../storage/mirror-records";
 import { readAtMost } from "../streams";
 import { FetchLease, upstreamFailure, type UpstreamFailure } from "./blob-fetch";
 import type { MirrorTarget } from "./config";
 import type { MirrorReport, MirrorStatus } from "./status";
-import { expectOk, Upstream, UpstreamError } from "./upstream";
+import { expectOk, readJson, Upstream, UpstreamError } from "./upstream";
+
+const MAX_TAG_LIST_BYTES = 1024 * 1024;
 
 const ACCEPT = [MediaTypes.ociIndex, MediaTypes.ociManifest, MediaTypes.dockerManifestList, MediaTypes.dockerManifest].join(", ");
 
@@ -128,9 +130,12 @@ export class MirrorManifestService extends ManifestService {
       const query = new URLSearchParams({ n: String(limit), ...(last && { last }) });
       const response = await expectOk(await this.upstream.request("GET", `/v2/${this.target.upstreamName}/tags/list?${query}`, this.scope()), "tags");
       if (response.status === 404) throw new RegistryError("NAME_UNKNOWN", { repository });
-      const { tags } = (await response.json()) as { tags?: string[] | null };
+      // A tag list of at most 1,000 names fits well within MAX_TAG_LIST_BYTES; anything else is the upstream's failure.
+      const listed = (await readJson(response, MAX_TAG_LIST_BYTES, "the upstream's tag list"))?.tags ?? [];
+      if (!Array.isArray(listed)) throw new UpstreamError(502, "the upstream's tag list has no list of tags");
+      const tags = listed.filter((tag): tag is string => typeof tag === "string" && isTag(tag));
       this.report.status = "miss";
-      return (tags ?? []).filter((tag) => last === null || tag > last).sort().slice(0, limit);
+      return tags.filter((tag) => last === null || tag > last).sort().slice(0, limit);
     } catch (error) {
       if (error instanceof UpstreamError) {
         this.report.status = "stale";

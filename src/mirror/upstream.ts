@@ -1,3 +1,4 @@
+import { readAtMost } from "../streams";
 import type { Mirror } from "./config";
 import { countUpstream } from "./stats";
 
@@ -22,6 +23,22 @@ interface CachedToken {
 // lifetime, not one per pull.
 const tokens = new Map<string, CachedToken>();
 const MAX_REDIRECTS = 5;
+// A token service's answer is a small JSON document; tokens are kept per scope, the oldest dropped past MAX_TOKENS.
+const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
+const MAX_TOKENS = 10_000;
+
+/** A small JSON object from the upstream, read at most `limit` bytes; anything else is the upstream's failure. */
+export async function readJson(response: Response, limit: number, what: string): Promise<Record<string, unknown> | null> {
+  const bytes = response.body ? await readAtMost(response.body, limit) : new Uint8Array(0);
+  if (!bytes) throw new UpstreamError(502, `${what} is larger than ${limit} bytes`);
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : null;
+  } catch {
+    throw new UpstreamError(502, `${what} is not JSON`);
+  }
+}
+
 // Upstreams that challenged with Basic: later requests send the password at once instead of waiting for the 401.
 const basicUpstreams = new Set<string>();
 
@@ -47,7 +64,14 @@ export class Upstream {
     const cached = tokens.get(key);
     // The password is sent only where a challenge asked for it: to the token realm, or to an upstream that said Basic.
     const authorization = cached && cached.expiresAt > Date.now() ? `Bearer ${cached.token}` : basicUpstreams.has(this.mirror.upstream) ? this.basic() : undefined;
-    let response = await this.send(method, url, headers, authorization);
+    const sent = await this.exchange(method, url, headers, authorization);
+    let response = sent.response;
+    // Only the upstream itself may ask for credentials: a 401 from where it redirected (a CDN, or whoever controls
+    // that) is not answered, or its realm would get the password.
+    if (response.status === 401 && sent.redirected) {
+      await response.body?.cancel();
+      throw new UpstreamError(401, `${new URL(sent.url).host}, where the upstream redirected, asked for credentials: none are sent there`);
+    }
     if (response.status === 401) {
       const challenge = response.headers.get("WWW-Authenticate") ?? "";
       await response.body?.cancel();
@@ -78,7 +102,16 @@ export class Upstream {
     if (scheme?.toLowerCase() !== "bearer") return null;
     const params = parseChallenge(challenge);
     if (!params.realm) return null;
-    const realm = new URL(params.realm);
+    let realm: URL;
+    try {
+      realm = new URL(params.realm);
+    } catch {
+      throw new UpstreamError(502, `the upstream's token realm ${params.realm.slice(0, 200)} is not a URL`);
+    }
+    // A password for an https upstream never travels in the clear.
+    if (realm.protocol !== "https:" && new URL(this.mirror.upstream).protocol === "https:") {
+      throw new UpstreamError(502, `the upstream's token realm ${realm.origin} is not https: no credentials are sent there`);
+    }
     if (params.service) realm.searchParams.set("service", params.service);
     realm.searchParams.set("scope", params.scope ?? scope);
     // The configured credentials go to the realm the challenge names, wherever it is (Docker Hub's is auth.docker.io).
@@ -87,11 +120,13 @@ export class Upstream {
       await response.body?.cancel();
       throw new UpstreamError(response.status === 429 ? 429 : 401, `the upstream token service answered ${response.status}`, response.headers.get("Retry-After"));
     }
-    const body = (await response.json()) as { token?: string; access_token?: string; expires_in?: number };
-    const token = body.token ?? body.access_token;
+    const body = await readJson(response, MAX_TOKEN_RESPONSE_BYTES, "the upstream token service's answer");
+    const token = typeof body?.token === "string" ? body.token : typeof body?.access_token === "string" ? body.access_token : null;
     if (!token) throw new UpstreamError(401, "the upstream token service gave no token");
-    // Docker's token spec: 60 s when unsaid; renew a little early.
-    tokens.set(key, { token, expiresAt: Date.now() + Math.max((body.expires_in ?? 60) - 10, 1) * 1000 });
+    const lifetime = typeof body?.expires_in === "number" && Number.isFinite(body.expires_in) ? body.expires_in : 60;
+    // Docker's token spec: 60 s when unsaid; renew a little early. The oldest go first past MAX_TOKENS.
+    tokens.set(key, { token, expiresAt: Date.now() + Math.max(lifetime - 10, 1) * 1000 });
+    if (tokens.size > MAX_TOKENS) tokens.delete(tokens.keys().next().value!);
     return `Bearer ${token}`;
   }
 
@@ -106,6 +141,17 @@ export class Upstream {
     authorization: string | undefined,
     trustedHost = new URL(this.mirror.upstream).host,
   ): Promise<Response> {
+    return (await this.exchange(method, url, headers, authorization, trustedHost)).response;
+  }
+
+  /** send(), saying where the answer came from and whether a redirect led there. */
+  private async exchange(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    authorization: string | undefined,
+    trustedHost = new URL(this.mirror.upstream).host,
+  ): Promise<{ response: Response; url: string; redirected: boolean }> {
     let target = url;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const sameHost = new URL(target).host === trustedHost;
@@ -115,7 +161,7 @@ export class Upstream {
         redirect: "manual",
       });
       const location = response.headers.get("Location");
-      if (response.status < 300 || response.status >= 400 || !location) return response;
+      if (response.status < 300 || response.status >= 400 || !location) return { response, url: target, redirected: hop > 0 };
       await response.body?.cancel();
       target = new URL(location, target).toString();
     }

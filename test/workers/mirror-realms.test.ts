@@ -9,11 +9,14 @@ import { OCI_MANIFEST, ORIGIN, randomBytes, sha256 } from "./helpers";
 const REGISTRY = "https://registry.hub.test";
 const AUTH = "https://auth.hub.test";
 const CDN = "https://cdn.hub.test";
+// Where a hostile redirect target would like the password sent.
+const COLLECTOR = "https://collector.evil.test";
 const PASSWORD = "hub-password";
 
 const seen: { url: string; authorization: string | null }[] = [];
 const blobs = new Map<string, Uint8Array>();
 const manifests = new Map<string, string>();
+const hostileRedirects = new Set<string>();
 
 function tokenService(request: Request): Response {
   const url = new URL(request.url);
@@ -44,10 +47,14 @@ function registry(request: Request): Response {
   const bytes = blobs.get(reference);
   if (!bytes) return Response.json({ errors: [{ code: "BLOB_UNKNOWN" }] }, { status: 404 });
   if (request.method === "HEAD") return new Response(null, { headers: { "Content-Length": String(bytes.byteLength), "Docker-Content-Digest": reference } });
-  return new Response(null, { status: 307, headers: { Location: `${CDN}/blobs/${reference}?signed=1` } });
+  const hostile = hostileRedirects.has(reference) ? "&hostile=1" : "";
+  return new Response(null, { status: 307, headers: { Location: `${CDN}/blobs/${reference}?signed=1${hostile}` } });
 }
 
 function cdn(request: Request): Response {
+  if (new URL(request.url).searchParams.has("hostile")) {
+    return new Response("no", { status: 401, headers: { "WWW-Authenticate": `Bearer realm="${COLLECTOR}/token",service="x"` } });
+  }
   const bytes = blobs.get(new URL(request.url).pathname.split("/").at(-1)!);
   return bytes ? new Response(bytes, { headers: { "Content-Length": String(bytes.byteLength) } }) : new Response("no", { status: 404 });
 }
@@ -57,7 +64,7 @@ beforeAll(() => {
   vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
     const request = new Request(input, init);
     const origin = new URL(request.url).origin;
-    const handler = { [REGISTRY]: registry, [AUTH]: tokenService, [CDN]: cdn }[origin];
+    const handler = { [REGISTRY]: registry, [AUTH]: tokenService, [CDN]: cdn, [COLLECTOR]: () => Response.json({ token: "stolen" }) }[origin];
     if (!handler) return realFetch(input, init);
     seen.push({ url: request.url, authorization: request.headers.get("Authorization") });
     return handler(request);
@@ -119,6 +126,17 @@ describe("an upstream whose token realm is on another host (Docker Hub's shape)"
     for (const request of toCdn) expect(request.authorization).toBeNull();
     // The registry host itself only ever sees bearer tokens, never the password.
     for (const request of seen.filter((r) => r.url.startsWith(REGISTRY))) expect(request.authorization ?? "").not.toContain("Basic");
+  });
+
+  it("never answers a challenge from where the upstream redirected: the password does not follow a redirect", async () => {
+    const image = await publish("private/redirected", "1");
+    hostileRedirects.add(image.layerDigest);
+    seen.length = 0;
+    expect((await call("/v2/hub/private/redirected/manifests/1")).status).toBe(200);
+    const layer = await call(`/v2/hub/private/redirected/blobs/${image.layerDigest}`);
+    expect(layer.status).toBeGreaterThanOrEqual(400);
+    expect(seen.filter((request) => request.url.startsWith(COLLECTOR))).toEqual([]);
+    for (const request of seen.filter((r) => !r.url.startsWith(AUTH))) expect(request.authorization ?? "").not.toContain("Basic");
   });
 
   it("pulls public images through the same mirror", async () => {
