@@ -1,4 +1,4 @@
-import type { Env } from "../config";
+import { configOf, type Env } from "../config";
 import { deserializeError, RegistryError } from "../errors";
 import { parseUploadId, type ParsedDigest } from "../references";
 import type { BlobRecord } from "../storage/blob-records";
@@ -52,7 +52,7 @@ export class UploadService {
       await unwrap(session.cancel(repository)).catch(() => undefined);
       return record;
     }
-    return unwrap(session.complete(repository, digest, body, expect));
+    return unwrap(session.complete(repository, digest, body, expect, configOf(this.env).STORAGE_QUOTA_BYTES));
   }
 
   async cancel(repository: string, uploadId: string): Promise<void> {

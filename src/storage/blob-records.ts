@@ -58,7 +58,6 @@ export class BlobRecords {
   async record(repository: string, blob: BlobRecord, quota?: number): Promise<BlobRecord> {
     await interleavings.beforeRecord?.(blob);
     const now = Date.now();
-    const ours = "EXISTS (SELECT 1 FROM blobs WHERE digest = ?1 AND object_key = ?2)";
     const [, , , , , winner] = await this.db.batch<BlobRow>([
       this.db.prepare("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)").bind(repository, now),
       // New bytes fit the quota (STORAGE_QUOTA_BYTES) or are not recorded: checked here, in the same transaction.
@@ -68,10 +67,9 @@ export class BlobRecords {
            WHERE ?5 IS NULL OR (SELECT bytes FROM storage_usage WHERE id = 1) + ?2 <= ?5`,
         )
         .bind(blob.digest, blob.size, blob.objectKey, now, quota ?? null),
-      // Counted only when this insert is the one that stored the row (the key is fresh, so it names this write).
-      this.db
-        .prepare(`UPDATE storage_usage SET bytes = bytes + ?3, blobs = blobs + 1 WHERE id = 1 AND ${ours}`)
-        .bind(blob.digest, blob.objectKey, blob.size),
+      // Counted only when the insert just before stored the row (changes() is that statement's count): a retried
+      // record of the same bytes, whose row is already there, adds nothing.
+      this.db.prepare("UPDATE storage_usage SET bytes = bytes + ?1, blobs = blobs + 1 WHERE id = 1 AND changes() = 1").bind(blob.size),
       // A link made now keeps the blob: it clears a garbage collector's mark (re-pushes refresh the link's time).
       this.db
         .prepare(

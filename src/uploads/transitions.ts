@@ -126,11 +126,13 @@ async function completeMultipart(session: SessionContext, state: Receiving, key:
 }
 
 /** assembled → recorded: the D1 row for the bytes (or the row another upload of the digest made first) and its link. */
-export async function record(session: SessionContext, state: Assembled): Promise<Recorded> {
+export async function record(session: SessionContext, state: Assembled, quota = session.config.STORAGE_QUOTA_BYTES): Promise<Recorded> {
   const assembled = await refresh(session, state);
   const blobs = new BlobRecords(session.env.DB);
   const ours: BlobRecord = { digest: assembled.digest, size: assembled.size, objectKey: assembled.objectKey };
-  const winner = await step("d1.record", () => blobs.record(assembled.repository, ours));
+  // The quota is checked inside the insert: a refusal (DENIED) keeps the session assembled, for a retry once there is
+  // room; its expiry deletes the object otherwise.
+  const winner = await step("d1.record", () => blobs.record(assembled.repository, ours, quota));
   // Another upload of the same digest was recorded first: its bytes serve, ours are unused.
   const unused = winner.objectKey === ours.objectKey ? null : { objectKey: ours.objectKey };
   return save(session, { ...sessionOf(assembled), phase: "recorded", record: winner, unused });

@@ -60,6 +60,8 @@ export class UploadSession extends DurableObject<Env> {
     digest: ParsedDigest,
     body: ReadableStream<Uint8Array> | null,
     expect: ChunkExpectation,
+    /** STORAGE_QUOTA_BYTES as the Worker that took the request reads it. */
+    quota?: number,
   ): Promise<Outcome<BlobRecord>> {
     return this.exclusive(async () => {
       const session = this.session;
@@ -82,7 +84,7 @@ export class UploadSession extends DurableObject<Env> {
           throw mismatch(digest.digest, known);
         }
       }
-      if (state.phase === "assembled") state = await record(session, state);
+      if (state.phase === "assembled") state = await record(session, state, quota);
       return finish(session, state);
     });
   }

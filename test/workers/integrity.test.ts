@@ -114,6 +114,35 @@ describe("storage quota", () => {
     expect(await usage()).toMatchObject({ bytes: after.bytes - size, blobs: after.blobs - 1 });
   });
 
+  it("counts a blob once when its record is repeated (a retry after a lost answer), and not when another copy won", async () => {
+    const { BlobRecords } = await import("../../src/storage/blob-records");
+    const before = await usage();
+    const bytes = randomBytes(700);
+    const digest = await sha256(bytes);
+    await env.BLOBS.put(`blobs/sha256/${digest.slice(7)}/retried`, bytes);
+    const records = new BlobRecords(env.DB);
+    const blob = { digest, size: 700, objectKey: `blobs/sha256/${digest.slice(7)}/retried` };
+    await records.record("quota/retried", blob);
+    await records.record("quota/retried", blob);
+    await records.record("quota/other", { ...blob, objectKey: `${blob.objectKey}-second` });
+    expect(await usage()).toMatchObject({ bytes: before.bytes + 700, blobs: before.blobs + 1 });
+  });
+
+  it("is checked inside the record of a chunked upload too: concurrent uploads cannot overshoot it", async () => {
+    const before = await usage();
+    const size = 1000;
+    const quota = { STORAGE_QUOTA_BYTES: String(before.bytes + 2 * size + 10) };
+    const results = await Promise.all(Array.from({ length: 5 }, async () => {
+      const bytes = randomBytes(size);
+      const location = (await callWith({}, "/v2/quota/chunked-race/blobs/uploads/", { method: "POST" })).headers.get("Location")!;
+      expect((await callWith({}, location, { method: "PATCH", body: bytes, headers: { "Content-Length": String(size) } })).status).toBe(202);
+      return (await callWith(quota, `${location}?digest=${await sha256(bytes)}`, { method: "PUT" })).status;
+    }));
+    expect(results.filter((status) => status === 201)).toHaveLength(2);
+    expect(results.filter((status) => status === 403)).toHaveLength(3);
+    expect((await usage()).bytes).toBe(before.bytes + 2 * size);
+  });
+
   it("counts bytes stored by chunked uploads and is checked before a PATCH takes more room", async () => {
     const before = await usage();
     const quota = { STORAGE_QUOTA_BYTES: String(before.bytes + 1500) };
