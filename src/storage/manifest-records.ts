@@ -43,6 +43,9 @@ const toRecord = (row: ManifestRow): ManifestRecord => ({
   bodyKey: row.body_key,
 });
 
+/** A point where a test may run another operation between a push's checks and its insert. Empty in production. */
+export const manifestInterleavings: { beforeInsert?: (repository: string, digest: string) => Promise<void> } = {};
+
 export class ManifestRecords {
   constructor(private readonly db: Database) {}
 
@@ -91,11 +94,13 @@ export class ManifestRecords {
 
   /**
    * Stores a manifest, what it references and optionally a tag, all or nothing. Unless `blobsMayBeMissing` (a
-   * mirror's manifests, whose blobs come later), it is stored only if every blob it references still has a row:
-   * checked in the same transaction as the insert, so a blob the garbage collector deletes meanwhile cannot end up
-   * referenced. Referencing a blob clears a collector's mark on it. Returns false when a blob was missing.
+   * mirror's manifests, whose blobs come later), it is stored only if every blob it references is still linked into
+   * the repository and every manifest it lists is still there: checked in the same transaction as the insert, so a
+   * blob the garbage collector deletes, or a blob or child manifest deleted from the repository, meanwhile cannot end
+   * up referenced. Referencing a blob clears a collector's mark on it. Returns false when a blob was missing.
    */
   async put(manifest: NewManifest, tag: string | null, options: { immutableTag?: boolean; blobsMayBeMissing?: boolean } = {}): Promise<boolean> {
+    await manifestInterleavings.beforeInsert?.(manifest.repository, manifest.digest);
     const now = Date.now();
     const blobs = JSON.stringify(manifest.references.filter((r) => r.kind === "blob").map((r) => r.digest));
     const stored = "EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)";
@@ -109,8 +114,11 @@ export class ManifestRecords {
           `INSERT OR IGNORE INTO manifests
              (repository, digest, media_type, size, body, subject, artifact_type, annotations, created_at, body_key)
            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12
-           WHERE ?10 = 1 OR NOT EXISTS (
-             SELECT 1 FROM json_each(?11) b WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = b.value))`,
+           WHERE ?10 = 1 OR (
+             NOT EXISTS (SELECT 1 FROM json_each(?11) b
+               WHERE NOT EXISTS (SELECT 1 FROM repository_blobs WHERE repository = ?1 AND digest = b.value))
+             AND NOT EXISTS (SELECT 1 FROM json_each(?13) c
+               WHERE NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = c.value)))`,
         )
         .bind(
           manifest.repository,
@@ -125,6 +133,7 @@ export class ManifestRecords {
           options.blobsMayBeMissing ? 1 : 0,
           blobs,
           manifest.bodyKey,
+          JSON.stringify(manifest.references.filter((r) => r.kind === "manifest").map((r) => r.digest)),
         ),
       this.db
         .prepare(

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { GcRecords } from "../../src/storage/gc-records";
 import worker from "../../src/index";
 import { interleavings, type BlobRecord } from "../../src/storage/blob-records";
+import { manifestInterleavings } from "../../src/storage/manifest-records";
 import { MiB, ORIGIN, randomBytes, sha256 } from "./helpers";
 
 // Deterministic interleavings: a collector phase runs exactly between an operation's read of a blob row and the write
@@ -77,6 +78,29 @@ async function pushesAndPulls(repository: string, layer: { digest: string; bytes
 afterEach(() => {
   delete interleavings.beforeLink;
   delete interleavings.beforeRecord;
+  delete manifestInterleavings.beforeInsert;
+});
+
+describe("a delete in the middle of a manifest push", () => {
+  it("of a blob the manifest references: the push is refused (MANIFEST_BLOB_UNKNOWN), nothing dangles", async () => {
+    const layer = randomBytes(2000);
+    const layerDigest = await pushWhole("races/push-delete", layer);
+    const config = await pushWhole("races/push-delete", new TextEncoder().encode('{"architecture":"amd64","os":"linux"}'));
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: config, size: 37 },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: layerDigest, size: 2000 }],
+    };
+    manifestInterleavings.beforeInsert = async () => {
+      delete manifestInterleavings.beforeInsert;
+      expect((await send(`/v2/races/push-delete/blobs/${layerDigest}`, { method: "DELETE" })).status).toBe(202);
+    };
+    const put = await send("/v2/races/push-delete/manifests/v1", { method: "PUT", headers: { "Content-Type": manifest.mediaType }, body: JSON.stringify(manifest) });
+    expect(put.status).toBe(400);
+    expect(((await put.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("MANIFEST_BLOB_UNKNOWN");
+    expect((await send("/v2/races/push-delete/manifests/v1")).status).toBe(404);
+  });
 });
 
 describe.each(Object.keys(PHASES))("a collector that has the blob %s in the middle of", (phaseName) => {
