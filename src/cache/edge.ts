@@ -4,6 +4,7 @@ import type { Config } from "../config";
 import type { AppEnv } from "../context";
 import type { ByteRange } from "../ranges";
 import { parseDigest, parseRepositoryName, parseTag } from "../references";
+import { acceptsManifest } from "../manifests/schema";
 import { pathOf } from "../routes/path";
 import { MAX_ENTRY_BYTES, MemoryCache } from "./memory";
 
@@ -104,7 +105,9 @@ export const tagCached: MiddlewareHandler<AppEnv> = async (c, next) => {
   const now = Date.now();
   const kept = memory.get(key, now);
   const ifNoneMatch = c.req.header("If-None-Match");
-  if (kept) {
+  // Served only as the handler would serve it: a client that accepts no manifest of the kept type asks the handler.
+  const keptType = kept?.headers.find(([name]) => name === "content-type")?.[1] ?? "";
+  if (kept && acceptsManifest(c.req.header("Accept") ?? null, keptType)) {
     const headers = new Headers(kept.headers);
     headers.set("Cache-Control", cacheControl);
     headers.set("X-Edge-Cache", "hit");

@@ -176,6 +176,10 @@ describe("edge cache for content addressed by digest", () => {
     expect(hit.response.headers.get("Docker-Content-Digest")).toBe(first);
     expect(calls).toEqual({ DB: 0, BLOBS: 0 });
 
+    // A client that accepts only Docker types is answered as the handler answers it, not from the kept OCI copy.
+    const dockerOnly = await get(testEnv, "/v2/cache/tagged/manifests/latest", { Accept: "application/vnd.docker.distribution.manifest.v2+json" });
+    expect(dockerOnly.response.status).toBe(404);
+
     // The tag moves through this location: the next pull sees the new digest at once.
     const manifest = await pushImage("cache/tagged", [4096]);
     const put = await send(testEnv, "/v2/cache/tagged/manifests/latest", { method: "PUT", headers: { "Content-Type": manifest.mediaType }, body: JSON.stringify(manifest) });
