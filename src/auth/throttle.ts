@@ -12,7 +12,8 @@ import { accessTokenIdOf } from "./credentials";
 //
 // AUTH_FAILURES.limit() counts and answers in one call and cannot be asked without counting. So a client it refuses
 // is marked blocked for the window, and the mark is checked before any secret is verified: while it lasts, a
-// correct secret gets the same 429 as a wrong one, and the answer says nothing about the guess.
+// correct secret gets the same 429 as a wrong one, and the answer says nothing about the guess. Every new secret is
+// counted before it is checked (see verifyLimited), so concurrent guesses are limited as sequential ones are.
 
 /** The AUTH_FAILURES binding's period (wrangler.toml: `simple = { limit = 10, period = 60 }`). */
 const WINDOW_MS = 60_000;
@@ -26,9 +27,10 @@ export interface Attempt {
 
 /**
  * Verifies the attempt's secret with `verify`, under the limit: 429 with Retry-After, without verifying, while the
- * client is blocked; otherwise the credential, or null for a wrong one. A secret that verifies never counts; a
- * wrong one counts once a window per client however often it is sent again (a client retrying a revoked token is
- * not guessing); the failure that goes past the limit blocks the client for the window.
+ * client is blocked. A secret not seen from this client within the window is counted before it is verified, so that
+ * guesses sent all at once cannot outrun the limit; the one past the limit blocks the client for the window. A secret
+ * seen within the window is not counted again: one that verified is checked again (it may have been revoked since),
+ * one that failed fails again unchecked. So a client re-sending a valid, or a revoked, token spends one count a window.
  */
 export async function verifyLimited<T>(c: Context<AppEnv>, attempt: Attempt, verify: () => Promise<T | null>): Promise<T | null> {
   const limiter = c.env.AUTH_FAILURES;
@@ -37,25 +39,29 @@ export async function verifyLimited<T>(c: Context<AppEnv>, attempt: Attempt, ver
   const now = Date.now();
   const blocked = await marks.until(`blocked/${client}`, now);
   if (blocked !== null) throw tooManyFailures(blocked - now);
+  const secret = await sha256(`${client}\n${attempt.secret}`);
+  if ((await marks.until(`failed/${secret}`, now)) !== null) return null;
+  const seenValid = (await marks.until(`valid/${secret}`, now)) !== null;
+  if (!seenValid && !(await limiter.limit({ key: `auth:${client}` })).success) {
+    await marks.mark(`blocked/${client}`, now + WINDOW_MS, now);
+    throw tooManyFailures(WINDOW_MS);
+  }
   const credential = await verify();
-  if (credential !== null) return credential;
-  const failure = `failed/${await sha256(`${client}\n${attempt.secret}`)}`;
-  if ((await marks.until(failure, now)) !== null) return null;
-  await marks.mark(failure, now + WINDOW_MS, now);
-  if ((await limiter.limit({ key: `auth:${client}` })).success) return null;
-  await marks.mark(`blocked/${client}`, now + WINDOW_MS, now);
-  throw tooManyFailures(WINDOW_MS);
+  if (credential === null) await marks.mark(`failed/${secret}`, now + WINDOW_MS, now);
+  else if (!seenValid) await marks.mark(`valid/${secret}`, now + WINDOW_MS, now);
+  return credential;
 }
 
 /**
  * Who is counted: the client's address (IPv6 by its /64, which one subscriber holds whole). A request without
  * CF-Connecting-IP (none comes from the internet through Cloudflare without one: wrangler dev, service bindings) is
- * counted by what it tries: the access token id it names, else its user name, not in one bucket they all share.
+ * counted by the access token id it presents, and every other such request in one bucket: nothing the attempt
+ * chooses freely (a user name) gives it a fresh budget.
  */
 async function clientOf(c: Context<AppEnv>, attempt: Attempt): Promise<string> {
   const address = c.req.header("CF-Connecting-IP");
   const tokenId = accessTokenIdOf(attempt.secret);
-  const source = address ? `address ${networkOf(address)}` : tokenId ? `token ${tokenId}` : `user ${attempt.user}`;
+  const source = address ? `address ${networkOf(address)}` : tokenId ? `token ${tokenId}` : "no address";
   return sha256(source);
 }
 
