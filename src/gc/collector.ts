@@ -77,7 +77,7 @@ export class GarbageCollector {
     }
 
     await step(1, async () => {
-      report.unmarked = await this.records.unmark(options.dryRun);
+      report.unmarked = await this.records.unmark(options.dryRun, options.batch);
     });
 
     await step(1, async () => {

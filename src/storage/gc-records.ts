@@ -22,15 +22,19 @@ const toGarbage = (row: Row): GarbageBlob => ({ digest: row.digest, size: row.si
 export class GcRecords {
   constructor(private readonly db: D1Database) {}
 
-  /** Marked blobs that were referenced or linked since their mark: the mark goes. */
-  async unmark(dryRun: boolean): Promise<number> {
+  /**
+   * Marked blobs that were referenced or linked since their mark: the mark goes. At most `limit` of the oldest marks
+   * are looked at per pass (through the index on deleting_at), so a pass reads a bounded number of rows.
+   */
+  async unmark(dryRun: boolean, limit: number): Promise<number> {
     const condition = `b.deleting_at IS NOT NULL AND (NOT ${UNREFERENCED}
       OR EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= b.deleting_at))`;
+    const page = "SELECT digest FROM blobs WHERE deleting_at IS NOT NULL ORDER BY deleting_at LIMIT ?1";
     if (dryRun) {
-      const row = await this.db.prepare(`SELECT COUNT(*) AS n FROM blobs b WHERE ${condition}`).first<{ n: number }>();
+      const row = await this.db.prepare(`SELECT COUNT(*) AS n FROM blobs b WHERE b.digest IN (${page}) AND ${condition}`).bind(limit).first<{ n: number }>();
       return row?.n ?? 0;
     }
-    const result = await this.db.prepare(`UPDATE blobs AS b SET deleting_at = NULL WHERE ${condition}`).run();
+    const result = await this.db.prepare(`UPDATE blobs AS b SET deleting_at = NULL WHERE b.digest IN (${page}) AND ${condition}`).bind(limit).run();
     return result.meta.changes;
   }
 
@@ -41,7 +45,7 @@ export class GcRecords {
         `SELECT digest, size, object_key FROM blobs b
          WHERE b.deleting_at IS NOT NULL AND b.deleting_at < ?1 AND ${UNREFERENCED}
            AND NOT EXISTS (SELECT 1 FROM repository_blobs l WHERE l.digest = b.digest AND l.created_at >= b.deleting_at)
-         ORDER BY digest LIMIT ?2`,
+         ORDER BY deleting_at LIMIT ?2`,
       )
       .bind(before, limit)
       .all<Row>();
