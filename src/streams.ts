@@ -30,20 +30,29 @@ export async function readAtMost(stream: ReadableStream<Uint8Array>, limit: numb
  */
 export async function drain(stream: ReadableStream<Uint8Array> | null | undefined, limit = DRAIN_LIMIT): Promise<void> {
   if (!stream) return;
-  let read = 0;
   try {
     const reader = stream.getReader();
-    for (;;) {
+    await discard(async () => {
       const { done, value } = await reader.read();
-      if (done) return;
-      read += value.byteLength;
-      if (read > limit) {
-        await reader.cancel();
-        return;
-      }
+      return done ? null : value;
+    }, () => reader.cancel(), limit);
+  } catch {
+    // Locked by a reader that failed: nothing more to read.
+  }
+}
+
+/** Reads with `read` until the end or past `limit` bytes (then `cancel`s), dropping what it reads. */
+export async function discard(read: () => Promise<Uint8Array | null>, cancel: () => Promise<void>, limit = DRAIN_LIMIT): Promise<void> {
+  let total = 0;
+  try {
+    for (;;) {
+      const chunk = await read();
+      if (!chunk) return;
+      total += chunk.byteLength;
+      if (total > limit) return await cancel();
     }
   } catch {
-    // Already broken off, or locked by a reader that failed: nothing more to read.
+    // Broken off: nothing more to read.
   }
 }
 

@@ -1,7 +1,7 @@
 // R2 multipart parts written as their bytes arrive, the pieces of a part kept between requests, and request bodies
 // read in large chunks: nothing here holds more than a chunk in memory, except the bytes a caller decides to keep.
 import { step } from "./seams";
-import { DRAIN_LIMIT } from "../streams";
+import { discard } from "../streams";
 
 /** R2's most parts per multipart upload: with the session's part size, the largest blob an upload can assemble. */
 export const R2_MAX_PARTS = 10_000;
@@ -187,17 +187,7 @@ export class BodyReader {
   }
 
   /** Reads and drops the rest, up to DRAIN_LIMIT, so that the client reads the refusal (see streams.ts drain). */
-  async drain(): Promise<void> {
-    let read = 0;
-    try {
-      for (;;) {
-        const chunk = await this.read();
-        if (!chunk) return;
-        read += chunk.byteLength;
-        if (read > DRAIN_LIMIT) return this.cancel();
-      }
-    } catch {
-      // broken off: nothing more to read
-    }
+  drain(): Promise<void> {
+    return discard(() => this.read(), () => this.cancel());
   }
 }
