@@ -33,7 +33,12 @@ export function cacheKey(entry: Entry): string {
 
 /** The Cache-Control of content by digest: it never changes; shared caches may keep it only when anyone may pull it. */
 export function immutable(config: Pick<Config, "AUTH_MODE" | "PUBLIC_REPOSITORIES">, repository: string): string {
-  return `${isPublicRepository(config, repository) ? "public" : "private"}, max-age=31536000, immutable, no-transform`;
+  return `${visibilityOf(config, repository)}, max-age=31536000, immutable, no-transform`;
+}
+
+/** Whether shared caches may keep a repository's responses: only when anyone may pull it. */
+function visibilityOf(config: Pick<Config, "AUTH_MODE" | "PUBLIC_REPOSITORIES">, repository: string): "public" | "private" {
+  return isPublicRepository(config, repository) ? "public" : "private";
 }
 
 /** What lets a request finish work after its response (filling a cache); a no-op outside a request. */
@@ -100,8 +105,7 @@ export const tagCached: MiddlewareHandler<AppEnv> = async (c, next) => {
   const head = c.req.method === "HEAD";
   if ((c.req.method !== "GET" && !head) || !reference || !("tag" in reference) || config.TAG_CACHE_SECONDS === 0) return next();
   const key = cacheKey({ kind: "tag", repository, tag: reference.tag });
-  const visibility = isPublicRepository(config, repository) ? "public" : "private";
-  const cacheControl = `${visibility}, max-age=${config.TAG_CACHE_SECONDS}, no-transform`;
+  const cacheControl = `${visibilityOf(config, repository)}, max-age=${config.TAG_CACHE_SECONDS}, no-transform`;
   const now = Date.now();
   const kept = memory.get(key, now);
   const ifNoneMatch = c.req.header("If-None-Match");
