@@ -59,7 +59,6 @@ export class BlobRecords {
     await interleavings.beforeRecord?.(blob);
     const now = Date.now();
     const [, , , , , winner] = await this.db.batch<BlobRow>([
-      this.db.prepare("INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)").bind(repository, now),
       // New bytes fit the quota (STORAGE_QUOTA_BYTES) or are not recorded: checked here, in the same transaction.
       this.db
         .prepare(
@@ -70,6 +69,10 @@ export class BlobRecords {
       // Counted only when the insert just before stored the row (changes() is that statement's count): a retried
       // record of the same bytes, whose row is already there, adds nothing.
       this.db.prepare("UPDATE storage_usage SET bytes = bytes + ?1, blobs = blobs + 1 WHERE id = 1 AND changes() = 1").bind(blob.size),
+      // The repository and the link exist only if the blob does (a push the quota refused leaves no empty repository).
+      this.db
+        .prepare("INSERT OR IGNORE INTO repositories (name, created_at) SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM blobs WHERE digest = ?3)")
+        .bind(repository, now, blob.digest),
       // A link made now keeps the blob: it clears a garbage collector's mark (re-pushes refresh the link's time).
       this.db
         .prepare(

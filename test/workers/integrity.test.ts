@@ -97,6 +97,12 @@ describe("storage quota", () => {
     }));
     const stored = blobs.filter((blob) => blob.status === 201);
     expect(stored).toHaveLength(5);
+    // A record the quota refused leaves no repository behind (nothing to list in the catalog).
+    const { BlobRecords } = await import("../../src/storage/blob-records");
+    const refused = randomBytes(size);
+    const refusedDigest = await sha256(refused);
+    await expect(new BlobRecords(env.DB).record("quota/refused-only", { digest: refusedDigest, size, objectKey: `blobs/sha256/${refusedDigest.slice(7)}/x` }, 1)).rejects.toThrow(/quota/);
+    expect(await env.DB.prepare("SELECT 1 FROM repositories WHERE name = 'quota/refused-only'").first()).toBeNull();
     expect(blobs.filter((blob) => blob.status === 403)).toHaveLength(7);
     const after = await usage();
     expect(after.bytes).toBe(before.bytes + 5 * size);
