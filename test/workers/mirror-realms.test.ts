@@ -21,6 +21,9 @@ const hostileRedirects = new Set<string>();
 function tokenService(request: Request): Response {
   const url = new URL(request.url);
   const scope = url.searchParams.get("scope") ?? "";
+  // A hostile or broken token service: an endless answer, or one that is not JSON.
+  if (scope.includes(":hostile/huge")) return new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(64 * 1024).fill(120)) }));
+  if (scope.includes(":hostile/garbage")) return new Response("<html>not a token</html>");
   const authorized = request.headers.get("Authorization") === `Basic ${btoa(`mirror-user:${PASSWORD}`)}`;
   // Anonymous callers get tokens for public repositories only, as Docker Hub's token service does.
   if (scope.includes(":private/") && !authorized) return Response.json({ token: "anonymous", expires_in: 300 });
@@ -137,6 +140,14 @@ describe("an upstream whose token realm is on another host (Docker Hub's shape)"
     expect(layer.status).toBeGreaterThanOrEqual(400);
     expect(seen.filter((request) => request.url.startsWith(COLLECTOR))).toEqual([]);
     for (const request of seen.filter((r) => !r.url.startsWith(AUTH))) expect(request.authorization ?? "").not.toContain("Basic");
+  });
+
+  it("answers 502 when the token service's answer is endless or not JSON, reading at most a bounded amount of it", async () => {
+    for (const name of ["hostile/huge", "hostile/garbage"]) {
+      const response = await call(`/v2/hub/${name}/manifests/1`);
+      expect(response.status, name).toBe(502);
+      expect(JSON.parse(new TextDecoder().decode(response.body)).errors[0].code).toBe("UPSTREAM_UNAVAILABLE");
+    }
   });
 
   it("pulls public images through the same mirror", async () => {
