@@ -1,4 +1,5 @@
 import { GcRecords, type GarbageBlob } from "../storage/gc-records";
+import { MirrorContentRecords, type MirrorEntry } from "../storage/mirror-records";
 import { Budget } from "./budget";
 import { applyRetention, type RetentionReport, type RetentionRule } from "./retention";
 
@@ -19,11 +20,19 @@ export interface GcOptions {
   retention?: { rules: RetentionRule[]; immutable: string[] };
   /** Subrequests (D1 queries and batches, R2 calls) one pass may make (GC_SUBREQUEST_BUDGET). */
   subrequests?: number;
+  /** Mirrors with a maxBytes: the least recently pulled of what they hold goes until they fit. */
+  mirrors?: { prefix: string; maxBytes?: number }[];
+}
+
+export interface EvictedImage extends MirrorEntry {
+  prefix: string;
 }
 
 export interface GcReport {
   dryRun: boolean;
   retention: RetentionReport;
+  /** Mirrored manifests evicted (or, in a dry run, that would be) to bring mirrors within their maxBytes. */
+  evicted: EvictedImage[];
   unmarked: number;
   marked: GarbageBlob[];
   deleted: GarbageBlob[];
@@ -60,7 +69,7 @@ export class GarbageCollector {
     const now = options.now ?? Date.now();
     const before = now - options.graceMs;
     const budget = new Budget(options.subrequests ?? DEFAULT_SUBREQUESTS);
-    const report: GcReport = { dryRun: options.dryRun, retention: { tags: [], manifests: [] }, unmarked: 0, marked: [], deleted: [], orphans: [], bytesFreed: 0, more: false, subrequests: 0 };
+    const report: GcReport = { dryRun: options.dryRun, retention: { tags: [], manifests: [] }, evicted: [], unmarked: 0, marked: [], deleted: [], orphans: [], bytesFreed: 0, more: false, subrequests: 0 };
     // Each step runs only if the budget affords it; one that cannot leaves the rest to the next pass.
     const step = async (calls: number, work: () => Promise<void>) => {
       if (!budget.spend(calls)) {
@@ -74,6 +83,17 @@ export class GarbageCollector {
     if (options.retention?.rules.length) {
       report.retention = await applyRetention(this.db, options.retention.rules, options.retention.immutable, { dryRun: options.dryRun, limit: options.batch, now, budget });
       report.more ||= report.retention.more ?? false;
+    }
+
+    // Eviction next, for the same reason.
+    for (const mirror of options.mirrors ?? []) {
+      if (mirror.maxBytes === undefined) continue;
+      const maxBytes = mirror.maxBytes;
+      await step(2, async () => {
+        const evicted = await this.evict(mirror.prefix, maxBytes, options, budget);
+        report.evicted.push(...evicted.entries.map((entry) => ({ ...entry, prefix: mirror.prefix })));
+        report.more ||= evicted.more;
+      });
     }
 
     await step(1, async () => {
@@ -121,6 +141,31 @@ export class GarbageCollector {
     report.bytesFreed = [...report.deleted, ...report.orphans].reduce((sum, item) => sum + item.size, 0);
     report.subrequests = budget.used;
     return report;
+  }
+
+  /**
+   * The least recently pulled of the mirror's manifests, oldest first, until what is left fits maxBytes: at most a
+   * batch per pass, deleted DELETES_PER_BATCH at a time. A manifest pulled since it was chosen stays.
+   */
+  private async evict(prefix: string, maxBytes: number, options: GcOptions, budget: Budget): Promise<{ entries: MirrorEntry[]; more: boolean }> {
+    const contents = new MirrorContentRecords(this.db);
+    const usage = await contents.usage(prefix);
+    if (usage.bytes <= maxBytes) return { entries: [], more: false };
+    const chosen: MirrorEntry[] = [];
+    let excess = usage.bytes - maxBytes;
+    for (const entry of await contents.leastRecentlyPulled(prefix, options.batch)) {
+      if (excess <= 0) break;
+      chosen.push(entry);
+      excess -= entry.bytes;
+    }
+    if (options.dryRun) return { entries: chosen, more: excess > 0 };
+    const evicted: MirrorEntry[] = [];
+    for (let at = 0; at < chosen.length; at += DELETES_PER_BATCH) {
+      if (!budget.spend(1)) return { entries: evicted, more: true };
+      evicted.push(...(await contents.evict(prefix, chosen.slice(at, at + DELETES_PER_BATCH))));
+    }
+    // Still over (a batch was not enough, or some were pulled meanwhile): the next pass goes on.
+    return { entries: evicted, more: excess > 0 || evicted.length < chosen.length };
   }
 
   /** One page of R2 objects under the prefix, continuing where the last pass stopped: those no row names. */

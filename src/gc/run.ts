@@ -11,6 +11,7 @@ export async function collectGarbage(env: Env, overrides: { dryRun?: boolean } =
     batch: config.GC_BATCH_SIZE,
     retention: { rules: config.RETENTION, immutable: config.IMMUTABLE_TAGS },
     subrequests: config.GC_SUBREQUEST_BUDGET,
+    mirrors: config.MIRRORS,
   });
   console.log(
     JSON.stringify({
@@ -18,6 +19,8 @@ export async function collectGarbage(env: Env, overrides: { dryRun?: boolean } =
       dryRun: report.dryRun,
       tagsDeleted: report.retention.tags.length,
       manifestsDeleted: report.retention.manifests.length,
+      mirrorEvicted: report.evicted.length,
+      mirrorBytesEvicted: report.evicted.reduce((sum, entry) => sum + entry.bytes, 0),
       unmarked: report.unmarked,
       marked: report.marked.length,
       deleted: report.deleted.length,

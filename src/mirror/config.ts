@@ -25,6 +25,12 @@ export const Mirror = z.object({
   /** How long to wait for the upstream's response headers, and then for each of its body's bytes (an idle timeout). */
   timeoutSeconds: z.number().positive().max(120).default(20),
   /**
+   * The most bytes this mirror keeps: past it, the garbage collector evicts the least recently pulled images (their
+   * manifests and tags; their blobs go once no other manifest references them). Counted per image, layers shared
+   * between images once per image. Unset: nothing is evicted.
+   */
+  maxBytes: z.number().int().positive().optional(),
+  /**
    * The registry host names containerd gives in `?ns=` for this upstream (hosts.toml); default: the upstream's host,
    * and docker.io for Docker Hub.
    */

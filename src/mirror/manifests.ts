@@ -120,7 +120,7 @@ export class MirrorManifestService extends ManifestService {
     const actual = await digestOf(bytes, digest?.algorithm ?? "sha256");
     const expected = digest?.digest ?? response.headers.get("Docker-Content-Digest") ?? actual;
     if (actual !== expected) throw new UpstreamError(502, `the upstream's manifest ${reference} does not hash to ${expected} (got ${actual})`);
-    await this.putFetched(repository, tag, actual, response.headers.get("Content-Type"), bytes);
+    await this.putFetched(this.target.mirror.prefix, repository, tag, actual, response.headers.get("Content-Type"), bytes);
     return super.resolve(repository, { digest: parseDigest(actual) });
   }
 

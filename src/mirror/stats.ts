@@ -1,4 +1,5 @@
 import type { Waiter } from "../cache/edge";
+import { MirrorContentRecords } from "../storage/mirror-records";
 import { MirrorStatsRecords, type MirrorCounts, type MirrorCountsRow } from "../storage/mirror-stats";
 import type { Mirror } from "./config";
 import type { MirrorStatus } from "./status";
@@ -75,13 +76,32 @@ export interface MirrorStatsEntry extends MirrorCounts {
   prefix: string;
   upstream: string | null;
   updatedAt: number | null;
+  /** What the mirror holds, as its maxBytes counts it, and that limit (null: none). */
+  storedBytes?: number;
+  storedManifests?: number;
+  maxBytes?: number | null;
 }
 
 /** Every configured mirror's counts (zero until it served something), then those of mirrors no longer configured. */
 export async function mirrorStats(db: D1Database, mirrors: Mirror[]): Promise<MirrorStatsEntry[]> {
   await flush(db);
   const rows = new Map<string, MirrorCountsRow>((await new MirrorStatsRecords(db).list()).map((row) => [row.prefix, row]));
-  const configured = mirrors.map((mirror) => ({ ...zero(), updatedAt: null, ...rows.get(mirror.prefix), prefix: mirror.prefix, upstream: mirror.upstream }));
+  const contents = new MirrorContentRecords(db);
+  const configured = await Promise.all(
+    mirrors.map(async (mirror) => {
+      const usage = await contents.usage(mirror.prefix);
+      return {
+        ...zero(),
+        updatedAt: null,
+        ...rows.get(mirror.prefix),
+        prefix: mirror.prefix,
+        upstream: mirror.upstream,
+        storedBytes: usage.bytes,
+        storedManifests: usage.manifests,
+        maxBytes: mirror.maxBytes ?? null,
+      };
+    }),
+  );
   const others = [...rows.values()].filter((row) => !mirrors.some((mirror) => mirror.prefix === row.prefix)).map((row) => ({ ...row, upstream: null }));
   return [...configured, ...others];
 }

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { requires } from "../auth/middleware";
 import { immutable, purgeEdgeCache, tagCached } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
+import { countsPulls } from "../services/pulls";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { acceptsManifest } from "../manifests/schema";
@@ -22,7 +23,7 @@ async function readBounded(request: Request, limit: number): Promise<Uint8Array>
 
 // OCI dist-spec end-3 (GET/HEAD), end-7 (PUT), end-9 (DELETE).
 export const manifests = new Hono<AppEnv>()
-  .get("/:name{.+}/manifests/:reference", parsePath("reference"), requires("pull"), mirrored, tagCached, async (c) => {
+  .get("/:name{.+}/manifests/:reference", parsePath("reference"), requires("pull"), mirrored, countsPulls, tagCached, async (c) => {
     const { repository } = pathOf(c);
     const reference = referenceOf(c);
     const { record, body, headers: notes } = await c.var.registry.manifests.resolve(repository, reference);

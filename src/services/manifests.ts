@@ -87,8 +87,8 @@ export class ManifestService {
    * Stores a manifest fetched from a mirror's upstream, whose digest the caller verified. What it references is
    * fetched when pulled, so it need not be here yet.
    */
-  async putFetched(repository: string, tag: string | null, digest: string, contentType: string | null, bytes: Uint8Array) {
-    return this.store(repository, tag, digest, bytes, parseManifest(contentType, bytes), true);
+  async putFetched(mirrorPrefix: string, repository: string, tag: string | null, digest: string, contentType: string | null, bytes: Uint8Array) {
+    return this.store(repository, tag, digest, bytes, parseManifest(contentType, bytes), mirrorPrefix);
   }
 
   private async store(
@@ -97,7 +97,8 @@ export class ManifestService {
     digest: string,
     bytes: Uint8Array,
     { text, mediaType, parsed }: ReturnType<typeof parseManifest>,
-    fetched = false,
+    /** The prefix of the mirror that fetched it, if one did. */
+    mirrorPrefix: string | null = null,
   ): Promise<{ digest: string; subject: string | null }> {
     const { manifest } = parsed;
     const inline = bytes.byteLength <= INLINE_MANIFEST_BYTES;
@@ -119,7 +120,11 @@ export class ManifestService {
         references: referencesOf(parsed),
       },
       tag,
-      { immutableTag: this.isImmutable(repository), blobsMayBeMissing: fetched },
+      {
+        immutableTag: this.isImmutable(repository),
+        blobsMayBeMissing: mirrorPrefix !== null,
+        ...(mirrorPrefix !== null && { mirror: { prefix: mirrorPrefix, bytes: bytesOf(bytes, parsed) } }),
+      },
     );
     // A blob it references was garbage collected between the check and the write: the client must push it again.
     if (!stored) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { repository, reason: "a referenced blob was just deleted" });
@@ -229,6 +234,16 @@ function parseManifest(contentType: string | null, bytes: Uint8Array) {
 }
 
 type Parsed = { kind: "image"; manifest: ImageManifest } | { kind: "index"; manifest: ImageIndex };
+
+/**
+ * What a mirrored manifest stands for in its mirror's maxBytes: itself, and for an image its config and layers (an
+ * index's children are counted as they are pulled, each on its own).
+ */
+function bytesOf(bytes: Uint8Array, { kind, manifest }: Parsed): number {
+  if (kind === "index") return bytes.byteLength;
+  const stored = [manifest.config, ...manifest.layers.filter((layer) => !isNonDistributable(layer))];
+  return stored.reduce((sum, blob) => sum + blob.size, bytes.byteLength);
+}
 
 function referencesOf({ kind, manifest }: Parsed): { digest: string; kind: "blob" | "manifest" }[] {
   if (kind === "index") return manifest.manifests.map((child) => ({ digest: child.digest, kind: "manifest" }));

@@ -1,5 +1,6 @@
 // SQL for manifests, what they reference, tags, and the repositories that hold them.
 import type { Database } from "./database";
+import { MirrorContentRecords } from "./mirror-records";
 import { SearchRecords } from "./search-records";
 
 export interface ManifestRecord {
@@ -99,7 +100,11 @@ export class ManifestRecords {
    * blob the garbage collector deletes, or a blob or child manifest deleted from the repository, meanwhile cannot end
    * up referenced. Referencing a blob clears a collector's mark on it. Returns false when a blob was missing.
    */
-  async put(manifest: NewManifest, tag: string | null, options: { immutableTag?: boolean; blobsMayBeMissing?: boolean } = {}): Promise<boolean> {
+  async put(
+    manifest: NewManifest,
+    tag: string | null,
+    options: { immutableTag?: boolean; blobsMayBeMissing?: boolean; mirror?: { prefix: string; bytes: number } } = {},
+  ): Promise<boolean> {
     await manifestInterleavings.beforeInsert?.(manifest.repository, manifest.digest);
     const now = Date.now();
     const blobs = JSON.stringify(manifest.references.filter((r) => r.kind === "blob").map((r) => r.digest));
@@ -141,6 +146,10 @@ export class ManifestRecords {
            SELECT ?1, ?2, r.value ->> '$.digest', r.value ->> '$.kind' FROM json_each(?3) r WHERE ${stored}`,
         )
         .bind(manifest.repository, manifest.digest, JSON.stringify(manifest.references)),
+      // A mirror counts what it holds, for eviction (its maxBytes).
+      ...(options.mirror
+        ? new MirrorContentRecords(this.db).recordStatements(options.mirror.prefix, manifest.repository, manifest.digest, options.mirror.bytes, now)
+        : []),
       this.db
         .prepare(
           `UPDATE blobs SET deleting_at = NULL

@@ -1,3 +1,6 @@
+import type { Database } from "./database";
+import { SearchRecords } from "./search-records";
+
 // SQL for the mirror's own bookkeeping: when a mirrored tag was last revalidated upstream.
 
 export class MirrorRecords {
@@ -19,5 +22,93 @@ export class MirrorRecords {
       )
       .bind(repository, tag, at)
       .run();
+  }
+}
+
+/** A mirrored manifest as eviction sees it. */
+export interface MirrorEntry {
+  repository: string;
+  digest: string;
+  bytes: number;
+  lastPulledAt: number;
+}
+
+// Whether the eviction's first statement took the entry away (the manifest goes with it, and only then).
+const EVICTED = "NOT EXISTS (SELECT 1 FROM mirror_contents WHERE repository = ?1 AND digest = ?2)";
+
+/** SQL for what mirrors hold: written with each mirrored manifest, touched by pulls, read and trimmed by eviction. */
+export class MirrorContentRecords {
+  constructor(private readonly db: Database) {}
+
+  /** The statements that count a manifest the mirror stores, for the batch that stores it (nothing if it was not). */
+  recordStatements(prefix: string, repository: string, digest: string, bytes: number, now: number): D1PreparedStatement[] {
+    return [
+      this.db
+        .prepare(
+          `INSERT OR IGNORE INTO mirror_contents (prefix, repository, digest, bytes, last_pulled_at) SELECT ?1, ?2, ?3, ?4, ?5
+           WHERE EXISTS (SELECT 1 FROM manifests WHERE repository = ?2 AND digest = ?3)`,
+        )
+        .bind(prefix, repository, digest, bytes, now),
+      // Counted only when the insert just before added the row (changes() is that statement's count).
+      this.db
+        .prepare(
+          `INSERT INTO mirror_usage (prefix, bytes, manifests) SELECT ?1, ?2, 1 WHERE changes() = 1
+           ON CONFLICT (prefix) DO UPDATE SET bytes = bytes + excluded.bytes, manifests = manifests + 1`,
+        )
+        .bind(prefix, bytes),
+    ];
+  }
+
+  /** Moves each manifest's last pull forward (never back); manifests no mirror holds are not touched. */
+  async touch(pulls: { repository: string; digest: string; at: number }[]): Promise<void> {
+    if (pulls.length === 0) return;
+    await this.db.batch(
+      pulls.map((pull) =>
+        this.db
+          .prepare("UPDATE mirror_contents SET last_pulled_at = ?3 WHERE repository = ?1 AND digest = ?2 AND last_pulled_at < ?3")
+          .bind(pull.repository, pull.digest, pull.at),
+      ),
+    );
+  }
+
+  async usage(prefix: string): Promise<{ bytes: number; manifests: number }> {
+    const row = await this.db.prepare("SELECT bytes, manifests FROM mirror_usage WHERE prefix = ?").bind(prefix).first<{ bytes: number; manifests: number }>();
+    return row ?? { bytes: 0, manifests: 0 };
+  }
+
+  /** The mirror's least recently pulled manifests, oldest first, at most `limit` (an index seek). */
+  async leastRecentlyPulled(prefix: string, limit: number): Promise<MirrorEntry[]> {
+    const { results } = await this.db
+      .prepare("SELECT repository, digest, bytes, last_pulled_at FROM mirror_contents WHERE prefix = ? ORDER BY last_pulled_at, repository, digest LIMIT ?")
+      .bind(prefix, limit)
+      .all<{ repository: string; digest: string; bytes: number; last_pulled_at: number }>();
+    return results.map((row) => ({ repository: row.repository, digest: row.digest, bytes: row.bytes, lastPulledAt: row.last_pulled_at }));
+  }
+
+  /**
+   * Evicts the entries in one batch: each only if it was not pulled since it was chosen (its row still has that time),
+   * and then its manifest, references and tags go with it. What it referenced is left to the collector's mark and
+   * sweep, which keeps any blob another manifest (a pushed image, another mirrored one) still references. An index
+   * listing an evicted manifest stays: a mirror fetches missing children again when they are pulled.
+   */
+  async evict(prefix: string, entries: MirrorEntry[]): Promise<MirrorEntry[]> {
+    if (entries.length === 0) return [];
+    const search = new SearchRecords(this.db);
+    const perEntry = entries.map(({ repository, digest, lastPulledAt, bytes }) => [
+      this.db.prepare("DELETE FROM mirror_contents WHERE repository = ?1 AND digest = ?2 AND last_pulled_at = ?3").bind(repository, digest, lastPulledAt),
+      this.db.prepare("UPDATE mirror_usage SET bytes = bytes - ?1, manifests = manifests - 1 WHERE prefix = ?2 AND changes() = 1").bind(bytes, prefix),
+      ...[
+        `DELETE FROM mirror_checks WHERE repository = ?1 AND tag IN (SELECT name FROM tags WHERE repository = ?1 AND digest = ?2) AND ${EVICTED}`,
+        `DELETE FROM tags WHERE repository = ?1 AND digest = ?2 AND ${EVICTED}`,
+        `DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?2 AND ${EVICTED}`,
+        `DELETE FROM manifests WHERE repository = ?1 AND digest = ?2 AND ${EVICTED}`,
+      ].map((sql) => this.db.prepare(sql).bind(repository, digest)),
+      search.forget(repository, digest),
+    ]);
+    const statements = perEntry.flat();
+    const per = perEntry[0]!.length;
+    const repositories = [...new Set(entries.map((entry) => entry.repository))];
+    const results = await this.db.batch([...statements, ...repositories.flatMap((repository) => search.refresh(repository))]);
+    return entries.filter((_, index) => (results[index * per]?.meta.changes ?? 0) > 0);
   }
 }

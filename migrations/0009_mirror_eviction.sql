@@ -1,0 +1,21 @@
+-- What each mirror stored, for eviction (a mirror's maxBytes): one row per mirrored manifest, with the bytes it
+-- stands for (itself, and for an image its config and layers, counted per image even when layers are shared, so the
+-- mirror's stored bytes are at most the sum) and when it was last pulled (added by each isolate's flush of the pulls
+-- it counted, src/services/pulls.ts). Written in the same batch as the manifest it describes.
+CREATE TABLE mirror_contents (
+  prefix TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  last_pulled_at INTEGER NOT NULL,
+  PRIMARY KEY (repository, digest)
+) WITHOUT ROWID;
+-- The collector evicts the least recently pulled first: an index seek per mirror, however much it holds.
+CREATE INDEX mirror_contents_by_last_pull ON mirror_contents(prefix, last_pulled_at);
+
+-- The sum of mirror_contents.bytes per mirror, kept in the same batches as the rows it sums.
+CREATE TABLE mirror_usage (
+  prefix TEXT PRIMARY KEY,
+  bytes INTEGER NOT NULL,
+  manifests INTEGER NOT NULL
+) WITHOUT ROWID;
