@@ -19,3 +19,18 @@ CREATE TABLE mirror_usage (
   bytes INTEGER NOT NULL,
   manifests INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Pre-warming (a mirror's prewarm setting): each tag kept warm, when it was last refreshed and how that went. A cron
+-- pass refreshes the tags attempted longest ago first.
+CREATE TABLE mirror_prewarm (
+  prefix TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  attempted_at INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('warm', 'failed')),
+  digest TEXT,
+  fetched_bytes INTEGER NOT NULL,
+  detail TEXT,
+  warmed_at INTEGER,
+  PRIMARY KEY (prefix, repository, tag)
+) WITHOUT ROWID;

@@ -1,12 +1,19 @@
 import { app } from "./app";
 import type { Env } from "./config";
 import { collectGarbage } from "./gc/run";
+import { prewarmMirrors } from "./mirror/prewarm";
 
 export { MirrorBlobFetch } from "./mirror/blob-fetch";
 export { UploadSession } from "./uploads/upload-session";
 
 export default {
   fetch: app.fetch,
-  // Cron Trigger: one bounded garbage collection pass.
-  scheduled: (_controller, env, ctx) => ctx.waitUntil(collectGarbage(env).then(() => undefined)),
+  // Cron Trigger: one bounded garbage collection pass (eviction included), then one pre-warming pass.
+  scheduled: (_controller, env, ctx) =>
+    ctx.waitUntil(
+      (async () => {
+        await collectGarbage(env).catch((error) => console.error(JSON.stringify({ event: "gc-failed", error: String(error) })));
+        await prewarmMirrors(env, ctx);
+      })(),
+    ),
 } satisfies ExportedHandler<Env>;

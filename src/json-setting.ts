@@ -15,3 +15,13 @@ export function jsonList<T extends z.ZodType>(item: T) {
     })
     .pipe(z.array(item));
 }
+
+/** A regular expression's source, in a setting: refused at startup when it does not compile. */
+export const RegularExpression = z.string().refine((source) => {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}, "not a regular expression");

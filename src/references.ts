@@ -14,10 +14,14 @@ const ENCODED: Record<Algorithm, RegExp> = {
 };
 
 export function parseRepositoryName(name: string): string {
-  if (name.length > MAX_NAME_LENGTH || !NAME.test(name)) {
+  if (!isRepositoryName(name)) {
     throw new RegistryError("NAME_INVALID", { name: name.slice(0, MAX_NAME_LENGTH + 1) });
   }
   return name;
+}
+
+export function isRepositoryName(name: string): boolean {
+  return name.length <= MAX_NAME_LENGTH && NAME.test(name);
 }
 
 export function isTag(text: string): boolean {

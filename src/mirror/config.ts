@@ -1,5 +1,25 @@
 import { z } from "zod";
-import { jsonList } from "../json-setting";
+import { jsonList, RegularExpression } from "../json-setting";
+import { isRepositoryName, isTag } from "../references";
+
+// A repository to keep warm, named as clients name it under the mirror (e.g. "alpine" or "grafana/grafana"): the
+// listed tags, and/or the newest maxTags of the upstream's tags matching tagPattern.
+const PrewarmImage = z
+  .object({
+    repository: z.string().refine(isRepositoryName, "a repository name such as alpine or grafana/grafana"),
+    tags: z.array(z.string().refine(isTag, "a tag")).default([]),
+    tagPattern: RegularExpression.optional(),
+    maxTags: z.number().int().min(1).max(100).default(5),
+  })
+  .refine((image) => image.tags.length > 0 || image.tagPattern !== undefined, "give tags, a tagPattern or both");
+
+const Prewarm = z.object({
+  images: z.array(PrewarmImage).min(1).max(100),
+  /** Which platforms of a multi-platform image are fetched (os/architecture[/variant]). */
+  platforms: z.array(z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/, "os/architecture, e.g. linux/amd64")).min(1).default(["linux/amd64"]),
+  /** At most this many tags are refreshed per cron pass (those checked longest ago first). */
+  tagsPerRun: z.number().int().min(1).max(50).default(10),
+});
 
 // MIRRORS: a JSON list of read-only namespaces backed by upstream registries.
 //   [{"prefix": "hub", "upstream": "https://registry-1.docker.io"},
@@ -30,6 +50,11 @@ export const Mirror = z.object({
    * between images once per image. Unset: nothing is evicted.
    */
   maxBytes: z.number().int().positive().optional(),
+  /**
+   * Images kept warm: each cron pass refreshes the tags checked longest ago (at most tagsPerRun) and fetches what
+   * they need that is not stored yet, so a client's first pull is a hit. Progress: GET /admin/mirrors/prewarm.
+   */
+  prewarm: Prewarm.optional(),
   /**
    * The registry host names containerd gives in `?ns=` for this upstream (hosts.toml); default: the upstream's host,
    * and docker.io for Docker Hub.

@@ -4,6 +4,7 @@ import { verifyLimited } from "../auth/throttle";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { collectGarbage } from "../gc/run";
+import { prewarmMirrors, prewarmStatus } from "../mirror/prewarm";
 import { mirrorStats } from "../mirror/stats";
 import { AccessTokenService, NewAccessToken, parseAccessTokenId } from "../services/access-tokens";
 import { readJson } from "./bodies";
@@ -41,6 +42,10 @@ export const admin = new Hono<AppEnv>()
   .get("/admin/usage", async (c) => c.json(await c.var.registry.quota.usage()))
   // Per mirror: hits, misses, revalidations, stale serves, upstream errors, bytes fetched upstream and bytes saved.
   .get("/admin/mirrors", async (c) => c.json({ mirrors: await mirrorStats(c.env.DB, c.var.registry.config.MIRRORS) }))
+  // Pre-warming: per mirror with a prewarm setting, each tag kept warm and how its last refresh went.
+  .get("/admin/mirrors/prewarm", async (c) => c.json({ mirrors: await prewarmStatus(c.env.DB, c.var.registry.config.MIRRORS) }))
+  // One pre-warming pass now (as the cron runs it): what it refreshed.
+  .post("/admin/mirrors/prewarm", async (c) => c.json({ mirrors: await prewarmMirrors(c.env, c.executionCtx) }))
   .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
   .delete("/admin/tokens/:id", async (c) => {
     await new AccessTokenService(c.env.DB).revoke(parseAccessTokenId(c.req.param("id")));

@@ -112,3 +112,67 @@ export class MirrorContentRecords {
     return entries.filter((_, index) => (results[index * per]?.meta.changes ?? 0) > 0);
   }
 }
+
+/** How the last refresh of a pre-warmed tag went. */
+export interface PrewarmState {
+  repository: string;
+  tag: string;
+  attemptedAt: number;
+  status: "warm" | "failed";
+  /** The manifest the tag pointed at, when it was resolved. */
+  digest: string | null;
+  /** Bytes fetched from the upstream by that refresh (0: everything was stored already). */
+  fetchedBytes: number;
+  /** Why it failed. */
+  detail: string | null;
+  /** The last time it was refreshed successfully. */
+  warmedAt: number | null;
+}
+
+interface PrewarmRow {
+  repository: string;
+  tag: string;
+  attempted_at: number;
+  status: "warm" | "failed";
+  digest: string | null;
+  fetched_bytes: number;
+  detail: string | null;
+  warmed_at: number | null;
+}
+
+/** SQL for pre-warming's progress: a row per tag kept warm, per mirror. */
+export class PrewarmRecords {
+  constructor(private readonly db: Database) {}
+
+  /** The mirror's rows (as many as it keeps warm: bounded by its configuration). */
+  async list(prefix: string): Promise<PrewarmState[]> {
+    const { results } = await this.db
+      .prepare("SELECT repository, tag, attempted_at, status, digest, fetched_bytes, detail, warmed_at FROM mirror_prewarm WHERE prefix = ? ORDER BY repository, tag")
+      .bind(prefix)
+      .all<PrewarmRow>();
+    return results.map((row) => ({
+      repository: row.repository,
+      tag: row.tag,
+      attemptedAt: row.attempted_at,
+      status: row.status,
+      digest: row.digest,
+      fetchedBytes: row.fetched_bytes,
+      detail: row.detail,
+      warmedAt: row.warmed_at,
+    }));
+  }
+
+  /** Records a refresh; a failure keeps the time of the last success. */
+  async save(prefix: string, state: Omit<PrewarmState, "warmedAt">): Promise<void> {
+    await this.db
+      .prepare(
+        `INSERT INTO mirror_prewarm (prefix, repository, tag, attempted_at, status, digest, fetched_bytes, detail, warmed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?5 = 'warm' THEN ?4 END)
+         ON CONFLICT (prefix, repository, tag) DO UPDATE SET attempted_at = excluded.attempted_at, status = excluded.status,
+           digest = COALESCE(excluded.digest, digest), fetched_bytes = excluded.fetched_bytes, detail = excluded.detail,
+           warmed_at = COALESCE(excluded.warmed_at, warmed_at)`,
+      )
+      .bind(prefix, state.repository, state.tag, state.attemptedAt, state.status, state.digest, state.fetchedBytes, state.detail)
+      .run();
+  }
+}
