@@ -1,10 +1,13 @@
 import { configOf, type Env } from "../config";
+import { flushPulls } from "../services/pulls";
 import { GarbageCollector, type GcReport } from "./collector";
 
 /** One bounded garbage collection pass with the configured settings; logs its report as one JSON line. */
 export async function collectGarbage(env: Env, overrides: { dryRun?: boolean } = {}): Promise<GcReport> {
   const config = configOf(env);
   const started = Date.now();
+  // Eviction goes by last pull: this isolate's unwritten pulls count too.
+  await flushPulls(env.DB);
   const report = await new GarbageCollector(env.DB, env.BLOBS).run({
     dryRun: overrides.dryRun ?? config.GC_DRY_RUN,
     graceMs: config.GC_GRACE_SECONDS * 1000,

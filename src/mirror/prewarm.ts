@@ -3,8 +3,7 @@ import { configOf, type Env } from "../config";
 import { RegistryError } from "../errors";
 import { isNonDistributable, type Descriptor } from "../manifests/schema";
 import { parseDigest, type ParsedDigest } from "../references";
-import { countPull, flushPulls } from "../services/pulls";
-import { PrewarmRecords, type PrewarmState } from "../storage/mirror-records";
+import { MirrorContentRecords, PrewarmRecords, type PrewarmState } from "../storage/mirror-records";
 import { mirrorFor, type Mirror } from "./config";
 import { mirrorServices } from "./middleware";
 
@@ -47,7 +46,6 @@ export async function prewarmMirrors(env: Env, waiter: Waiter): Promise<PrewarmR
     );
     reports.push(report);
   }
-  await flushPulls(env.DB);
   return reports;
 }
 
@@ -117,13 +115,13 @@ async function warm(env: Env, mirror: Mirror, repository: string, tag: string, p
   try {
     const top = await manifests.resolve(repository, { tag });
     digest = top.record.digest;
-    countPull(repository, digest);
+    const warmed = [{ repository, digest }];
     const images: Descriptor[][] = [];
     const parsed = JSON.parse(await new Response(await top.body()).text()) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
     if (parsed.manifests) {
       for (const child of parsed.manifests.filter((entry) => platforms.some((platform) => isPlatform(entry, platform)))) {
         const image = await manifests.resolve(repository, { digest: parseDigest(child.digest) });
-        countPull(repository, child.digest);
+        warmed.push({ repository, digest: child.digest });
         const body = JSON.parse(await new Response(await image.body()).text()) as { config?: Descriptor; layers?: Descriptor[] };
         images.push(blobsOf(body));
       }
@@ -135,6 +133,8 @@ async function warm(env: Env, mirror: Mirror, repository: string, tag: string, p
     const settled = await Promise.allSettled(pending);
     const failed = settled.find((result) => result.status === "rejected");
     if (failed) throw failed.reason;
+    // Not a pull (the statistics count clients), but eviction keeps what is kept warm.
+    await new MirrorContentRecords(env.DB).touch(warmed);
     return { repository, tag, attemptedAt, status: "warm", digest, fetchedBytes, detail: null };
   } catch (error) {
     await Promise.allSettled(pending);

@@ -59,14 +59,12 @@ export class MirrorContentRecords {
     ];
   }
 
-  /** Moves each manifest's last pull forward (never back); manifests no mirror holds are not touched. */
-  async touch(pulls: { repository: string; digest: string; at: number }[]): Promise<void> {
-    if (pulls.length === 0) return;
+  /** Moves the last pull of these manifests forward (never back): pre-warming keeps what it warms. */
+  async touch(manifests: { repository: string; digest: string }[], at = Date.now()): Promise<void> {
+    if (manifests.length === 0) return;
     await this.db.batch(
-      pulls.map((pull) =>
-        this.db
-          .prepare("UPDATE mirror_contents SET last_pulled_at = ?3 WHERE repository = ?1 AND digest = ?2 AND last_pulled_at < ?3")
-          .bind(pull.repository, pull.digest, pull.at),
+      manifests.map(({ repository, digest }) =>
+        this.db.prepare("UPDATE mirror_contents SET last_pulled_at = ?3 WHERE repository = ?1 AND digest = ?2 AND last_pulled_at < ?3").bind(repository, digest, at),
       ),
     );
   }

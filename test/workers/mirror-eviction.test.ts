@@ -125,7 +125,7 @@ describe("mirror eviction (maxBytes)", () => {
     const image = await pullImage("raced/raced", "1");
     const [chosen] = await contents.leastRecentlyPulled("raced", 10);
     // The pull lands (an isolate's flush) between the choice and the eviction.
-    await contents.touch([{ repository: "raced/raced", digest: image.digest, at: chosen!.lastPulledAt + 1 }]);
+    await contents.touch([{ repository: "raced/raced", digest: image.digest }], chosen!.lastPulledAt + 1);
     expect(await contents.evict("raced", [chosen!])).toEqual([]);
     expect(await manifestRow("raced/raced", image.digest)).not.toBeNull();
     expect((await contents.usage("raced")).manifests).toBe(1);

@@ -34,3 +34,20 @@ CREATE TABLE mirror_prewarm (
   warmed_at INTEGER,
   PRIMARY KEY (prefix, repository, tag)
 ) WITHOUT ROWID;
+
+-- Pull statistics: how many times, and when last, each manifest and each tag was pulled (a GET of the manifest).
+-- Isolates count in memory and add their counts here in batches (src/services/pulls.ts), never a write per pull.
+CREATE TABLE manifest_pulls (
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  pulls INTEGER NOT NULL,
+  last_pulled_at INTEGER NOT NULL,
+  PRIMARY KEY (repository, digest)
+) WITHOUT ROWID;
+CREATE TABLE tag_pulls (
+  repository TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  pulls INTEGER NOT NULL,
+  last_pulled_at INTEGER NOT NULL,
+  PRIMARY KEY (repository, tag)
+) WITHOUT ROWID;

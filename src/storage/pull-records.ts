@@ -1,0 +1,45 @@
+// SQL for pull statistics: counts added by each isolate's flush (src/services/pulls.ts), read by the tag API.
+import type { Database } from "./database";
+
+/** Pulls of one manifest (name: its digest) or tag (name: the tag) counted since the last flush. */
+export interface PullCount {
+  repository: string;
+  name: string;
+  pulls: number;
+  lastPulledAt: number;
+}
+
+export class PullRecords {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Adds the counts in one batch: to the manifests' and tags' statistics, and moves the last pull of what mirrors
+   * hold forward (for eviction; manifests no mirror holds are not touched).
+   */
+  async add(manifests: PullCount[], tags: PullCount[]): Promise<void> {
+    const upsert = (table: "manifest_pulls" | "tag_pulls", column: "digest" | "tag") =>
+      `INSERT INTO ${table} (repository, ${column}, pulls, last_pulled_at) VALUES (?1, ?2, ?3, ?4)
+       ON CONFLICT (repository, ${column}) DO UPDATE SET pulls = pulls + excluded.pulls,
+         last_pulled_at = MAX(last_pulled_at, excluded.last_pulled_at)`;
+    const statements = [
+      ...manifests.map((count) => this.db.prepare(upsert("manifest_pulls", "digest")).bind(count.repository, count.name, count.pulls, count.lastPulledAt)),
+      ...tags.map((count) => this.db.prepare(upsert("tag_pulls", "tag")).bind(count.repository, count.name, count.pulls, count.lastPulledAt)),
+      ...manifests.map((count) =>
+        this.db
+          .prepare("UPDATE mirror_contents SET last_pulled_at = ?3 WHERE repository = ?1 AND digest = ?2 AND last_pulled_at < ?3")
+          .bind(count.repository, count.name, count.lastPulledAt),
+      ),
+    ];
+    if (statements.length > 0) await this.db.batch(statements);
+  }
+
+  /** The statistics of these tags of a repository (a page of the tag API), by tag. */
+  async ofTags(repository: string, names: string[]): Promise<Map<string, { pulls: number; lastPulledAt: number }>> {
+    if (names.length === 0) return new Map();
+    const { results } = await this.db
+      .prepare("SELECT tag, pulls, last_pulled_at FROM tag_pulls WHERE repository = ?1 AND tag IN (SELECT value FROM json_each(?2))")
+      .bind(repository, JSON.stringify(names))
+      .all<{ tag: string; pulls: number; last_pulled_at: number }>();
+    return new Map(results.map((row) => [row.tag, { pulls: row.pulls, lastPulledAt: row.last_pulled_at }]));
+  }
+}
