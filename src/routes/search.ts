@@ -3,8 +3,15 @@ import { requires } from "../auth/middleware";
 import type { AppEnv } from "../context";
 import { IMAGE_CONFIG_MEDIA_TYPES } from "../search/image-config";
 import { normalizeQuery, SearchService } from "../search/search";
+import { pullStats } from "../services/pulls";
+import type { PullStats } from "../storage/pull-records";
 import { parsePage } from "./pagination";
 import { parsePath, pathOf } from "./path";
+
+/** A tag's or manifest's pull statistics as the API gives them: never pulled is 0 and null. */
+function pullsOf(stats: PullStats | undefined): { pulls: number; lastPulledAt: string | null } {
+  return { pulls: stats?.pulls ?? 0, lastPulledAt: stats ? iso(stats.lastPulledAt) : null };
+}
 
 // Pages are small: every item carries a few rows' worth of facts.
 const DEFAULT_PAGE = 25;
@@ -46,6 +53,7 @@ export const search = new Hono<AppEnv>()
     const limit = pageSize(c);
     const page = await new SearchService(c.var.registry.db).tags(repository, c.req.query("cursor"), limit);
     linkNext(c, `/api/repositories/${repository}/tags`, { n: String(limit) }, page.next);
+    const pulls = await pullStats(c.env.DB, repository, page.items);
     return c.json({
       name: repository,
       tags: page.items.map((tag) => ({
@@ -58,6 +66,8 @@ export const search = new Hono<AppEnv>()
         size: tag.size,
         platforms: tag.platforms,
         referrers: tag.referrers,
+        ...pullsOf(pulls.tags.get(tag.name)),
+        manifestPulls: pullsOf(pulls.manifests.get(tag.digest)),
       })),
     });
   });

@@ -77,3 +77,10 @@ export async function flushPulls(db: D1Database): Promise<void> {
     for (const count of written.tags) add(tags, count.repository, count.name, count.pulls, count.lastPulledAt);
   }
 }
+
+/** The pull statistics of a page of tags (and of the manifests they point at), this isolate's unwritten counts included. */
+export async function pullStats(db: D1Database, repository: string, page: { name: string; digest: string }[]) {
+  // Read where the flush wrote: the primary.
+  await flushPulls(db);
+  return new PullRecords(db).of(repository, page.map((tag) => tag.name), page.map((tag) => tag.digest));
+}

@@ -33,13 +33,20 @@ export class PullRecords {
     if (statements.length > 0) await this.db.batch(statements);
   }
 
-  /** The statistics of these tags of a repository (a page of the tag API), by tag. */
-  async ofTags(repository: string, names: string[]): Promise<Map<string, { pulls: number; lastPulledAt: number }>> {
-    if (names.length === 0) return new Map();
-    const { results } = await this.db
-      .prepare("SELECT tag, pulls, last_pulled_at FROM tag_pulls WHERE repository = ?1 AND tag IN (SELECT value FROM json_each(?2))")
-      .bind(repository, JSON.stringify(names))
-      .all<{ tag: string; pulls: number; last_pulled_at: number }>();
-    return new Map(results.map((row) => [row.tag, { pulls: row.pulls, lastPulledAt: row.last_pulled_at }]));
+  /** The statistics of these tags and manifests of a repository (a page of the tag API). */
+  async of(repository: string, tags: string[], digests: string[]): Promise<{ tags: Map<string, PullStats>; manifests: Map<string, PullStats> }> {
+    if (tags.length === 0 && digests.length === 0) return { tags: new Map(), manifests: new Map() };
+    const select = (table: "tag_pulls" | "manifest_pulls", column: "tag" | "digest") =>
+      this.db
+        .prepare(`SELECT ${column} AS name, pulls, last_pulled_at FROM ${table} WHERE repository = ?1 AND ${column} IN (SELECT value FROM json_each(?2))`)
+        .bind(repository, JSON.stringify(column === "tag" ? tags : [...new Set(digests)]));
+    const [byTag, byManifest] = await this.db.batch<{ name: string; pulls: number; last_pulled_at: number }>([select("tag_pulls", "tag"), select("manifest_pulls", "digest")]);
+    const toMap = (rows: { name: string; pulls: number; last_pulled_at: number }[]) => new Map(rows.map((row) => [row.name, { pulls: row.pulls, lastPulledAt: row.last_pulled_at }]));
+    return { tags: toMap(byTag?.results ?? []), manifests: toMap(byManifest?.results ?? []) };
   }
+}
+
+export interface PullStats {
+  pulls: number;
+  lastPulledAt: number;
 }
