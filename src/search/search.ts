@@ -1,6 +1,6 @@
 import { RegistryError } from "../errors";
 import type { RequestDatabase } from "../storage/database";
-import { MATCHES, SearchRecords, type Match, type RepositoryRecord, type TagRecord } from "../storage/search-records";
+import { MATCHES, SearchRecords, type Match, type RepositoryRecord, type TagOrder, type TagRecord } from "../storage/search-records";
 import { decodeCursor, encodeCursor } from "./cursor";
 
 export interface RepositoryHit extends Omit<RepositoryRecord, "rank"> {
@@ -51,16 +51,17 @@ export class SearchService {
     return new SearchRecords(this.db.current).tag(repository, name);
   }
 
-  /** A repository's tags, newest push first. */
-  async tags(repository: string, cursor: string | undefined, limit: number): Promise<Page<TagRecord>> {
+  /** A repository's tags, newest push first, or most recently pulled first. */
+  async tags(repository: string, cursor: string | undefined, limit: number, order: TagOrder = "pushed"): Promise<Page<TagRecord>> {
     const records = new SearchRecords(this.db.current);
     const after = decodeCursor(cursor);
-    const found = await records.tags(repository, after, limit + 1);
+    const found = await records.tags(repository, after, limit + 1, order);
     if (found.length === 0 && after === null && !(await records.repository(repository))) {
       throw new RegistryError("NAME_UNKNOWN", { repository });
     }
     const items = found.slice(0, limit);
     const last = items.at(-1);
-    return { items, next: found.length > limit && last ? encodeCursor({ key: last.pushedAt, name: last.name }) : null };
+    const key = (tag: TagRecord) => (order === "pushed" ? tag.pushedAt : (tag.lastPulledAt ?? 0));
+    return { items, next: found.length > limit && last ? encodeCursor({ key: key(last), name: last.name }) : null };
   }
 }

@@ -28,7 +28,13 @@ export interface TagRecord {
   platforms: string[];
   /** Manifests whose subject this tag's manifest is (signatures, SBOMs, ...), counted per artifactType. */
   referrers: { artifactType: string | null; count: number }[];
+  /** Pulls of the tag (GETs and HEADs by tag) as last written by the isolates' flushes, and the last one (null: never). */
+  pulls: number;
+  lastPulledAt: number | null;
 }
+
+/** How a repository's tags are listed: newest push first, or most recently pulled first (never pulled last). */
+export type TagOrder = "pushed" | "pulled";
 
 export interface ManifestSummary {
   digest: string;
@@ -64,6 +70,8 @@ interface TagRow {
   content_size: number | null;
   platforms: string | null;
   referrers: string;
+  pulls: number | null;
+  last_pulled_at: number | null;
 }
 
 const toRepository = (row: RepositoryRow): RepositoryRecord => ({
@@ -83,6 +91,8 @@ const toTag = (row: TagRow): TagRecord => ({
   size: row.content_size,
   platforms: row.platforms ? (JSON.parse(row.platforms) as string[]) : [],
   referrers: JSON.parse(row.referrers) as TagRecord["referrers"],
+  pulls: row.pulls ?? 0,
+  lastPulledAt: row.last_pulled_at,
 });
 
 // Ranks a repository for query ?1 (lowercase): its name is the query, or ends with "/" and the query (0); starts
@@ -96,12 +106,14 @@ const RANK = `CASE
 END`;
 
 const TAG_COLUMNS = `t.name, t.digest, m.media_type, m.artifact_type, t.updated_at AS pushed_at, s.content_size, s.platforms,
+  p.pulls, p.last_pulled_at,
   (SELECT json_group_array(json_object('artifactType', g.artifact_type, 'count', g.n)) FROM (
      SELECT x.artifact_type, COUNT(*) AS n FROM manifests x WHERE x.repository = t.repository AND x.subject = t.digest
      GROUP BY x.artifact_type ORDER BY x.artifact_type) g) AS referrers
   FROM tags t
   JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest
-  LEFT JOIN manifest_summaries s ON s.repository = t.repository AND s.digest = t.digest`;
+  LEFT JOIN manifest_summaries s ON s.repository = t.repository AND s.digest = t.digest
+  LEFT JOIN tag_pulls p ON p.repository = t.repository AND p.tag = t.name`;
 
 export class SearchRecords {
   constructor(private readonly db: Database) {}
@@ -168,12 +180,17 @@ export class SearchRecords {
   }
 
   /** Tags newest first (by push), after `after` (push time and name of the last one shown). */
-  async tags(repository: string, after: After | null, limit: number): Promise<TagRecord[]> {
+  /**
+   * A page of a repository's tags after `after`. By push: an index seek. By last pull (0 for never): the repository's
+   * tags are sorted, as many rows as it has tags, whatever the size of the registry.
+   */
+  async tags(repository: string, after: After | null, limit: number, order: TagOrder = "pushed"): Promise<TagRecord[]> {
+    const key = order === "pushed" ? "t.updated_at" : "COALESCE(p.last_pulled_at, 0)";
     const { results } = await this.db
       .prepare(
         `SELECT ${TAG_COLUMNS}
-         WHERE t.repository = ?1 AND (?2 IS NULL OR t.updated_at < ?2 OR (t.updated_at = ?2 AND t.name < ?3))
-         ORDER BY t.updated_at DESC, t.name DESC LIMIT ?4`,
+         WHERE t.repository = ?1 AND (?2 IS NULL OR ${key} < ?2 OR (${key} = ?2 AND t.name < ?3))
+         ORDER BY ${key} DESC, t.name DESC LIMIT ?4`,
       )
       .bind(repository, after?.key ?? null, after?.name ?? "", limit)
       .all<TagRow>();

@@ -127,14 +127,15 @@ export const ui = new Hono<AppEnv>()
     const found = await search.repository(repository);
     if (!found) throw new RegistryError("NAME_UNKNOWN", { repository });
     const cursor = c.req.query("cursor") ?? null;
-    const tags = await search.tags(repository, cursor ?? undefined, TAGS_PER_PAGE);
+    const order = c.req.query("sort") === "pulled" ? "pulled" : "pushed";
+    const tags = await search.tags(repository, cursor ?? undefined, TAGS_PER_PAGE, order);
     // Said only when true: a link cannot make the page claim that an existing tag was deleted.
     const deleted = c.req.query("deleted");
     const confirmed = deleted !== undefined && isTag(deleted) && !(await search.tag(repository, deleted)) ? deleted : null;
     return page(
       c,
       { title: repository },
-      <RepositoryPage repository={found} tags={tags} host={host(c)} deleted={confirmed} cursor={cursor} />,
+      <RepositoryPage repository={found} tags={tags} order={order} host={host(c)} deleted={confirmed} cursor={cursor} />,
     );
   })
   .onError((error, c) => {

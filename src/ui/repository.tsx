@@ -1,11 +1,20 @@
 import type { Page, RepositoryHit } from "../search/search";
-import type { TagRecord } from "../storage/search-records";
+import type { TagOrder, TagRecord } from "../storage/search-records";
 import { formatBytes, isoTime, shortDigest, timeAgo } from "./format";
 import { ArtifactBadge, CopyButton, Notice, Pull } from "./layout";
 
-export function RepositoryPage(props: { repository: RepositoryHit; tags: Page<TagRecord>; host: string; deleted: string | null; cursor: string | null }) {
-  const { repository, tags, host } = props;
+export function RepositoryPage(props: {
+  repository: RepositoryHit;
+  tags: Page<TagRecord>;
+  order: TagOrder;
+  host: string;
+  deleted: string | null;
+  cursor: string | null;
+}) {
+  const { repository, tags, host, order } = props;
   const name = repository.name;
+  const sortLink = (to: TagOrder, label: string) =>
+    to === order ? <strong>{label}</strong> : <a href={`/r/${name}${to === "pulled" ? "?sort=pulled" : ""}`}>{label}</a>;
   return (
     <>
       <div class="crumbs">
@@ -23,7 +32,10 @@ export function RepositoryPage(props: { repository: RepositoryHit; tags: Page<Ta
       <section class="card flush">
         <h2>
           Tags <span class="count">{repository.tagCount}</span>
-          <span class="sub"> · newest first</span>
+          <span class="sub">
+            {" · "}
+            {sortLink("pushed", "newest push")} · {sortLink("pulled", "last pulled")}
+          </span>
         </h2>
         {tags.items.length === 0 ? (
           <p class="empty">{props.cursor ? "No older tags." : "This repository has no tags."}</p>
@@ -47,6 +59,13 @@ export function RepositoryPage(props: { repository: RepositoryHit; tags: Page<Ta
                     <code title={tag.digest}>{shortDigest(tag.digest)}</code>
                     <span>{formatBytes(tag.size)}</span>
                     <span title={isoTime(tag.pushedAt)}>pushed {timeAgo(tag.pushedAt)}</span>
+                    {tag.lastPulledAt === null ? (
+                      <span class="pulls">never pulled</span>
+                    ) : (
+                      <span class="pulls" title={isoTime(tag.lastPulledAt)}>
+                        pulled {tag.pulls} {tag.pulls === 1 ? "time" : "times"}, last {timeAgo(tag.lastPulledAt)}
+                      </span>
+                    )}
                   </div>
                 </div>
                 <CopyButton text={`docker pull ${host}/${name}:${tag.name}`} label="Copy pull" />
@@ -56,7 +75,7 @@ export function RepositoryPage(props: { repository: RepositoryHit; tags: Page<Ta
         )}
         {tags.next && (
           <div class="pager">
-            <a class="button" href={`/r/${name}?${new URLSearchParams({ cursor: tags.next })}`}>
+            <a class="button" href={`/r/${name}?${new URLSearchParams({ ...(order === "pulled" && { sort: "pulled" }), cursor: tags.next })}`}>
               Older tags
             </a>
           </div>

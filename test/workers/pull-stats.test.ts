@@ -70,6 +70,25 @@ describe("pull statistics", () => {
     expect((await tagApi("stats/never")).get("1")).toMatchObject({ pulls: 0, lastPulledAt: null, manifestPulls: { pulls: 0, lastPulledAt: null } });
   });
 
+  it("show on the repository page, which sorts tags by last pull", async () => {
+    const image = await pushImage("stats/sorted", [100]);
+    for (const tag of ["a", "b", "c"]) await pushManifest("stats/sorted", tag, image);
+    const accept = { Accept: OCI_MANIFEST };
+    await get("/v2/stats/sorted/manifests/c", { headers: accept });
+    await get("/v2/stats/sorted/manifests/c", { headers: accept });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await get("/v2/stats/sorted/manifests/a", { headers: accept });
+    await flushPulls(env.DB);
+    const order = async (query: string) => {
+      const html = await (await get(`/r/stats/sorted${query}`)).text();
+      return { tags: [...html.matchAll(/data-tag="([^"]+)"/g)].map((match) => match[1]), html };
+    };
+    expect((await order("?sort=pulled")).tags).toEqual(["a", "c", "b"]);
+    const { html } = await order("");
+    expect(html).toContain("pulled 2 times");
+    expect(html).toContain("never pulled");
+  });
+
   it("write nothing per pull: a pull's own D1 work is reads", async () => {
     const digest = await pushManifest("stats/quiet", "1", await pushImage("stats/quiet", [100]));
     await flushPulls(env.DB);
