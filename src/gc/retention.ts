@@ -2,7 +2,7 @@ import { z } from "zod";
 import { patternMatches, RepositoryPattern } from "../auth/scopes";
 import { jsonList } from "../json-setting";
 import { GcRecords } from "../storage/gc-records";
-import { RetentionRecords } from "../storage/retention-records";
+import { RetentionRecords, UnpulledRecords } from "../storage/retention-records";
 import { Budget } from "./budget";
 
 // RETENTION: rules per repository pattern, applied by the garbage collector (off unless configured).
@@ -25,6 +25,11 @@ export const RetentionRule = z.object({
     .optional(),
   /** Manifests no tag and no index references are deleted this many days after their push. */
   untaggedDays: z.number().positive().optional(),
+  /**
+   * Tags pushed and not pulled for this many days go (ECR's "since image pulled"), their manifests with them when
+   * nothing else points at them and they were not pulled by digest either; keepTags and immutable tags stay.
+   */
+  notPulledDays: z.number().positive().optional(),
   /** Referrers (signatures, SBOMs) are deleted with the manifest they refer to. */
   deleteReferrers: z.boolean().default(false),
 });
@@ -93,6 +98,9 @@ export async function applyRetention(
       else report.more = true;
       if (!options.dryRun) await cursors.setCursor(cursor, after === "" ? undefined : after);
     }
+    if (rule.notPulledDays !== undefined && afford(2)) {
+      await notPulled(new UnpulledRecords(db), records, cursors, `retention:${index}:not-pulled:${rule.repositories}`, rule, rule.notPulledDays, immutable, options, report, afford);
+    }
     if ((rule.untaggedDays !== undefined || rule.deleteReferrers) && afford(2)) {
       // Without untaggedDays only referrers whose subject is gone are deleted: nothing else is "older" than 0.
       const olderThan = rule.untaggedDays === undefined ? 0 : options.now - rule.untaggedDays * 86_400_000;
@@ -103,4 +111,52 @@ export async function applyRetention(
     }
   }
   return report;
+}
+
+/**
+ * notPulledDays: walks the matching repositories a page at a time from the rule's cursor; per page, one query for
+ * the tags pushed and not pulled since the cutoff (by tag or their manifest by digest), one batch that deletes them
+ * (each re-checked), one that deletes the manifests they leave untagged.
+ */
+async function notPulled(
+  unpulled: UnpulledRecords,
+  records: RetentionRecords,
+  cursors: GcRecords,
+  cursor: string,
+  rule: RetentionRule,
+  days: number,
+  immutable: string[],
+  options: { dryRun: boolean; limit: number; now: number },
+  report: RetentionReport,
+  afford: (calls: number) => boolean,
+): Promise<void> {
+  const cutoff = options.now - days * 86_400_000;
+  const keep = rule.keepTags ? new RegExp(rule.keepTags) : null;
+  let after = (await cursors.cursor(cursor)) ?? "";
+  let wrapped = false;
+  while (!wrapped && report.tags.length < options.limit && afford(5)) {
+    const page = await records.repositories(rule.repositories, after, REPOSITORIES_PER_PAGE);
+    const mutable = page.filter((repository) => !immutable.some((pattern) => patternMatches(pattern, repository)));
+    const expired = (await unpulled.tags(mutable, cutoff)).filter((tag) => !keep?.test(tag.name)).slice(0, options.limit - report.tags.length);
+    const full = expired.length === options.limit - report.tags.length;
+    const deleted = options.dryRun ? expired : await unpulled.deleteTags(expired, cutoff);
+    report.tags.push(...deleted.map(({ repository, name }) => ({ repository, tag: name })));
+    // Their manifests, once no tag or index points at them and they were neither pushed nor pulled since the cutoff.
+    const manifests = new Map<string, { repository: string; digest: string; tags: string[] }>();
+    for (const tag of deleted) {
+      const key = `${tag.repository}@${tag.digest}`;
+      if (!manifests.has(key)) manifests.set(key, { repository: tag.repository, digest: tag.digest, tags: [] });
+      manifests.get(key)!.tags.push(tag.name);
+    }
+    const candidates = [...manifests.values()];
+    report.manifests.push(...(options.dryRun ? await unpulled.wouldGo(candidates, cutoff) : await unpulled.deleteManifests(candidates, cutoff)));
+    if (full && expired.length > 0) {
+      after = page[page.indexOf(expired.at(-1)!.repository) - 1] ?? after;
+      break;
+    }
+    after = page.at(-1) ?? after;
+    if (page.length < REPOSITORIES_PER_PAGE) wrapped = true;
+  }
+  if (!wrapped) report.more = true;
+  if (!options.dryRun) await cursors.setCursor(cursor, wrapped ? undefined : after);
 }

@@ -79,3 +79,90 @@ export class RetentionRecords {
     return candidates.filter((_, index) => (results[index * 3 + 1]?.meta.changes ?? 0) > 0);
   }
 }
+
+// notPulledDays: not pulled since the cutoff ?2, neither by tag nor (its manifest) by digest.
+const TAG_NOT_PULLED = `NOT EXISTS (SELECT 1 FROM tag_pulls p WHERE p.repository = t.repository AND p.tag = t.name AND p.last_pulled_at >= ?2)
+  AND NOT EXISTS (SELECT 1 FROM manifest_pulls q WHERE q.repository = t.repository AND q.digest = t.digest AND q.last_pulled_at >= ?2)`;
+const MANIFEST_NOT_PULLED = `m.created_at < ?2
+  AND NOT EXISTS (SELECT 1 FROM manifest_pulls q WHERE q.repository = m.repository AND q.digest = m.digest AND q.last_pulled_at >= ?2)
+  AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository = m.repository AND r.kind = 'manifest' AND r.child = m.digest)`;
+
+/** SQL for the notPulledDays rule (pull statistics in tag_pulls and manifest_pulls). */
+export class UnpulledRecords {
+  constructor(private readonly db: D1Database) {}
+
+  /** Of these repositories' tags, those pushed before the cutoff and not pulled since (by tag or by digest). */
+  async tags(repositories: string[], cutoff: number): Promise<{ repository: string; name: string; digest: string }[]> {
+    if (repositories.length === 0) return [];
+    const { results } = await this.db
+      .prepare(
+        `SELECT t.repository, t.name, t.digest FROM tags t
+         WHERE t.repository IN (SELECT value FROM json_each(?1)) AND t.updated_at < ?2 AND ${TAG_NOT_PULLED}
+         ORDER BY t.repository, t.name`,
+      )
+      .bind(JSON.stringify(repositories), cutoff)
+      .all<{ repository: string; name: string; digest: string }>();
+    return results;
+  }
+
+  /** Deletes the tags, each only if it still points where it did and was still not pulled, in one batch. */
+  async deleteTags<T extends { repository: string; name: string; digest: string }>(tags: T[], cutoff: number): Promise<T[]> {
+    if (tags.length === 0) return [];
+    const search = new SearchRecords(this.db);
+    const repositories = [...new Set(tags.map((tag) => tag.repository))];
+    const results = await this.db.batch([
+      ...tags.map((tag) =>
+        this.db
+          .prepare(`DELETE FROM tags AS t WHERE t.repository = ?1 AND t.name = ?3 AND t.digest = ?4 AND t.updated_at < ?2 AND ${TAG_NOT_PULLED}`)
+          .bind(tag.repository, cutoff, tag.name, tag.digest),
+      ),
+      // A tag pushed again later starts counting afresh.
+      ...tags.map((tag) =>
+        this.db
+          .prepare("DELETE FROM tag_pulls WHERE repository = ?1 AND tag = ?2 AND NOT EXISTS (SELECT 1 FROM tags WHERE repository = ?1 AND name = ?2)")
+          .bind(tag.repository, tag.name),
+      ),
+      ...repositories.flatMap((repository) => search.refresh(repository)),
+    ]);
+    return tags.filter((_, index) => (results[index]?.meta.changes ?? 0) > 0);
+  }
+
+  /** Of these manifests, those the deletion of these tags would leave unpointed and that were not pulled (dry run). */
+  async wouldGo(manifests: { repository: string; digest: string; tags: string[] }[], cutoff: number) {
+    if (manifests.length === 0) return [];
+    const { results } = await this.db
+      .prepare(
+        `SELECT m.repository, m.digest, m.size FROM json_each(?1) c
+         JOIN manifests m ON m.repository = c.value ->> '$.repository' AND m.digest = c.value ->> '$.digest'
+         WHERE ${MANIFEST_NOT_PULLED}
+           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest
+             AND t.name NOT IN (SELECT value FROM json_each(c.value -> '$.tags')))`,
+      )
+      .bind(JSON.stringify(manifests), cutoff)
+      .all<{ repository: string; digest: string; size: number }>();
+    return results;
+  }
+
+  /** Deletes the manifests no tag or index points at and not pushed or pulled since the cutoff, in one batch. */
+  async deleteManifests(manifests: { repository: string; digest: string }[], cutoff: number) {
+    if (manifests.length === 0) return [];
+    const gone = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest) AND ${MANIFEST_NOT_PULLED}`;
+    const sizes = await this.db
+      .prepare("SELECT m.repository, m.digest, m.size FROM json_each(?1) c JOIN manifests m ON m.repository = c.value ->> '$.repository' AND m.digest = c.value ->> '$.digest'")
+      .bind(JSON.stringify(manifests))
+      .all<{ repository: string; digest: string; size: number }>();
+    const statements = sizes.results.flatMap(({ repository, digest }) => [
+      this.db
+        .prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?3 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository = ?1 AND m.digest = ?3 AND ${gone})`)
+        .bind(repository, cutoff, digest),
+      this.db.prepare(`DELETE FROM manifests AS m WHERE m.repository = ?1 AND m.digest = ?3 AND ${gone}`).bind(repository, cutoff, digest),
+      new SearchRecords(this.db).forget(repository, digest),
+      this.db
+        .prepare("DELETE FROM manifest_pulls WHERE repository = ?1 AND digest = ?2 AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)")
+        .bind(repository, digest),
+    ]);
+    if (statements.length === 0) return [];
+    const results = await this.db.batch(statements);
+    return sizes.results.filter((_, index) => (results[index * 4 + 1]?.meta.changes ?? 0) > 0);
+  }
+}
