@@ -1,31 +1,13 @@
 import { RegistryError } from "./errors";
+import { DIGEST, ENCODED, MAX_NAME_LENGTH, isRepositoryName, isTag, type Algorithm } from "./grammar";
 
-// OCI dist-spec "Pulling manifests": the grammar of repository names and tags.
-const NAME_COMPONENT = "[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*";
-const NAME = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
-const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
-const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
-const MAX_NAME_LENGTH = 255;
-
-export type Algorithm = "sha256" | "sha512";
-const ENCODED: Record<Algorithm, RegExp> = {
-  sha256: /^[a-f0-9]{64}$/,
-  sha512: /^[a-f0-9]{128}$/,
-};
+export { isRepositoryName, isTag, type Algorithm };
 
 export function parseRepositoryName(name: string): string {
   if (!isRepositoryName(name)) {
     throw new RegistryError("NAME_INVALID", { name: name.slice(0, MAX_NAME_LENGTH + 1) });
   }
   return name;
-}
-
-export function isRepositoryName(name: string): boolean {
-  return name.length <= MAX_NAME_LENGTH && NAME.test(name);
-}
-
-export function isTag(text: string): boolean {
-  return TAG.test(text);
 }
 
 export function parseTag(tag: string): string {

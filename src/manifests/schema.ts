@@ -1,15 +1,8 @@
 import { z } from "zod";
 import { parseDigest } from "../references";
+import { MANIFEST_MEDIA_TYPES, MediaTypes } from "./media-types";
 
-export const MediaTypes = {
-  ociManifest: "application/vnd.oci.image.manifest.v1+json",
-  ociIndex: "application/vnd.oci.image.index.v1+json",
-  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
-  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
-  ociEmpty: "application/vnd.oci.empty.v1+json",
-} as const;
-
-const MANIFEST_TYPES: readonly string[] = [MediaTypes.ociManifest, MediaTypes.ociIndex, MediaTypes.dockerManifest, MediaTypes.dockerManifestList];
+export { MediaTypes };
 
 /**
  * Content negotiation as Distribution does it where clients depend on it: an OCI manifest or index is not served to a
@@ -20,7 +13,7 @@ const MANIFEST_TYPES: readonly string[] = [MediaTypes.ociManifest, MediaTypes.oc
 export function acceptsManifest(accept: string | null, mediaType: string): boolean {
   if (accept === null || (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.ociIndex)) return true;
   const types = accept.split(",").map((part) => part.split(";")[0]!.trim().toLowerCase());
-  if (!types.some((type) => MANIFEST_TYPES.includes(type))) return true;
+  if (!types.some((type) => MANIFEST_MEDIA_TYPES.includes(type))) return true;
   return types.some((type) => type === mediaType || type === "*/*" || type === "application/*");
 }
 

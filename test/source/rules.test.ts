@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 const SRC = fileURLToPath(new URL("../../src", import.meta.url));
+const CLI = fileURLToPath(new URL("../../cli", import.meta.url));
 
 function sources(dir = SRC): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -35,5 +36,21 @@ describe("path parameters are validated before anything looks them up", () => {
     // The failed-login limiter keeps its own marks (keyed by hashes it makes, never by a request's path).
     const users = occurrences(/caches\.(default|open)/).filter((hit) => !hit.startsWith("cache/edge.ts:") && !hit.startsWith("storage/window-marks.ts:"));
     expect(users).toEqual([]);
+  });
+});
+
+describe("the command-line tools share src/'s rules through modules Node loads as they are", () => {
+  // Node's type stripping cannot resolve src's extensionless imports: a module cli/ imports must import nothing.
+  it("imports, from cli/, only src/ modules that import nothing", () => {
+    const shared = new Set(["grammar.ts", "manifests/media-types.ts"]);
+    for (const file of sources(CLI)) {
+      for (const [, path] of readFileSync(file, "utf8").matchAll(/from "((?:\.\.\/)+src\/[^"]+)"/g)) {
+        shared.add(relative(SRC, resolve(dirname(file), path!)));
+      }
+    }
+    const importing = [...shared].filter((file) =>
+      /^\s*import\b|^\s*export\b[^;]*\bfrom\s*["']|\bimport\s*\(/m.test(readFileSync(join(SRC, file), "utf8")),
+    );
+    expect(importing).toEqual([]);
   });
 });
