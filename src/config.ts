@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { RepositoryPattern } from "./auth/scopes";
+import { insecureUrlProblem, TrustPolicies } from "./auth/trust-policies";
 import type { MirrorBlobFetch } from "./mirror/blob-fetch";
 import { RetentionRules } from "./gc/retention";
 import { Mirrors } from "./mirror/config";
@@ -38,6 +39,8 @@ export interface Env {
   REGISTRY_SERVICE?: string;
   TOKEN_TTL_SECONDS?: string;
   PUBLIC_REPOSITORIES?: string;
+  OIDC_TRUST_POLICIES?: string;
+  OIDC_ALLOW_HTTP_ISSUERS?: string;
   /** Secrets. */
   TOKEN_SIGNING_KEY?: string;
   ADMIN_TOKEN?: string;
@@ -75,6 +78,10 @@ const ConfigSchema = z
   TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3600).default(300),
   // Repository patterns anyone may pull without credentials, comma separated ("library/*,public/*").
   PUBLIC_REPOSITORIES: patternList,
+  // CI identities (OIDC tokens) trusted for scopes, a JSON list; see src/auth/trust-policies.ts.
+  OIDC_TRUST_POLICIES: TrustPolicies,
+  // Tests only: an issuer (and its jwks_uri) may be plain http on a loopback host.
+  OIDC_ALLOW_HTTP_ISSUERS: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
   TOKEN_SIGNING_KEY: z.string().min(1).optional(),
   ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
   // Read-only namespaces backed by upstream registries (pull-through cache); see src/mirror/config.ts.
@@ -125,6 +132,10 @@ const ConfigSchema = z
         message: "required when AUTH_MODE is token (an EC P-256 private key, PKCS#8 PEM or JWK; `npm run admin -- keygen`)",
       });
     }
+    config.OIDC_TRUST_POLICIES.forEach((policy, index) => {
+      const problem = insecureUrlProblem(policy.issuer, config.OIDC_ALLOW_HTTP_ISSUERS);
+      if (problem) context.addIssue({ code: "custom", path: ["OIDC_TRUST_POLICIES", index, "issuer"], message: problem });
+    });
     const needed = {
       off: [],
       public: ["BLOB_PUBLIC_URL"],

@@ -5,6 +5,7 @@ import { pathOf } from "../routes/path";
 import { AccessTokenRecords } from "../storage/access-token-records";
 import { bearerAccess, OPEN_ACCESS, publicScopesOf, scopedAccess, type Access } from "./access";
 import { parseBasic, verifySecret, type Credential } from "./credentials";
+import { OIDC_USER, oidcCredential } from "./oidc";
 import type { Action } from "./scopes";
 import { verifyToken } from "./signing";
 import { verifyLimited } from "./throttle";
@@ -45,10 +46,14 @@ export async function authenticateBasic(c: Context<AppEnv>, header: string): Pro
   return authenticatePassword(c, basic.user, basic.password);
 }
 
-/** Verifies a password (an access token or the admin token) under the failed-login limit; 401 when it is neither. */
+/**
+ * Verifies a password (an access token or the admin token, or with user name OIDC_USER a CI job's OIDC token) under
+ * the failed-login limit; 401 when it is none of these.
+ */
 export async function authenticatePassword(c: Context<AppEnv>, user: string, password: string): Promise<Credential> {
+  const { config } = c.var.registry;
   const records = new AccessTokenRecords(c.env.DB);
-  const verify = () => verifySecret(records, c.var.registry.config.ADMIN_TOKEN, password);
+  const verify = user === OIDC_USER ? () => oidcCredential(config, password) : () => verifySecret(records, config.ADMIN_TOKEN, password);
   const credential = await verifyLimited(c, { user, secret: password }, verify);
   if (credential) return credential;
   throw new RegistryError("UNAUTHORIZED", null, {
