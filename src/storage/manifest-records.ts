@@ -1,6 +1,7 @@
 // SQL for manifests, what they reference, tags, and the repositories that hold them.
 import type { Database } from "./database";
 import { MirrorContentRecords } from "./mirror-records";
+import { repositoriesMatching } from "./repository-patterns";
 import { SearchRecords } from "./search-records";
 
 export interface ManifestRecord {
@@ -225,15 +226,12 @@ export class ManifestRecords {
     return row !== null;
   }
 
-  /** Repositories after `last`; with patterns (GLOB, `*` only), those matching any of them. */
+  /** Repositories after `last`; with patterns (GLOB, `*` only), those matching any of them, each read from its range. */
   async listRepositories(limit: number, last: string | null, patterns: string[] | null): Promise<string[]> {
+    if (patterns !== null) return repositoriesMatching(this.db, patterns, last ?? "", limit);
     const { results } = await this.db
-      .prepare(
-        `SELECT name FROM repositories r WHERE name > ?1
-           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(?2) p WHERE r.name GLOB p.value))
-         ORDER BY name LIMIT ?3`,
-      )
-      .bind(last ?? "", patterns === null ? null : JSON.stringify(patterns), limit)
+      .prepare("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")
+      .bind(last ?? "", limit)
       .all<{ name: string }>();
     return results.map((row) => row.name);
   }

@@ -1,4 +1,5 @@
 // SQL for retention rules. Deletions re-check, in the statement itself, that nothing points at what they delete.
+import { repositoriesMatching } from "./repository-patterns";
 import { SearchRecords } from "./search-records";
 
 // Untagged, and no index of its repository lists it.
@@ -14,13 +15,9 @@ const EXPIRED = `(CASE WHEN m.subject IS NOT NULL
 export class RetentionRecords {
   constructor(private readonly db: D1Database) {}
 
-  /** Repositories matching the pattern after `after`, in name order, at most `limit`. */
+  /** Repositories matching the pattern after `after`, in name order, at most `limit` (read from its range). */
   async repositories(pattern: string, after: string, limit: number): Promise<string[]> {
-    const { results } = await this.db
-      .prepare("SELECT name FROM repositories WHERE name > ?2 AND name GLOB ?1 ORDER BY name LIMIT ?3")
-      .bind(pattern, after, limit)
-      .all<{ name: string }>();
-    return results.map((row) => row.name);
+    return repositoriesMatching(this.db, [pattern], after, limit);
   }
 
   /** Of these repositories' tags, those after the newest `keep` of their repository (newest first by push). */
