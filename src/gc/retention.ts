@@ -2,7 +2,7 @@ import { z } from "zod";
 import { patternMatches, RepositoryPattern } from "../auth/scopes";
 import { jsonList } from "../json-setting";
 import { GcRecords } from "../storage/gc-records";
-import { RetentionRecords, UnpulledRecords } from "../storage/retention-records";
+import { RetentionRecords, UnpulledRecords, type ManifestKey } from "../storage/retention-records";
 import { Budget } from "./budget";
 
 // RETENTION: rules per repository pattern, applied by the garbage collector (off unless configured).
@@ -47,10 +47,17 @@ export interface RetentionReport {
 // Repositories a keepLastTags rule looks at per query.
 const REPOSITORIES_PER_PAGE = 50;
 
+/** A walk's saved position, `repository@digest` (a reference to the manifest). */
+function parseKey(saved: string | undefined): ManifestKey | null {
+  const at = saved?.lastIndexOf("@") ?? -1;
+  return saved && at > 0 ? { repository: saved.slice(0, at), digest: saved.slice(at + 1) } : null;
+}
+
 /**
  * Applies the retention rules, at most `limit` deletions of each kind per pass and within the pass's subrequest
- * budget. keepLastTags walks the matching repositories a page at a time from where the last pass stopped (a cursor
- * per rule), so that every repository is reached however many there are. Tags of immutable repositories are never
+ * budget. keepLastTags walks the matching repositories a page at a time, and untaggedDays their manifests `limit` at
+ * a time, from where the last pass stopped (a cursor per rule), so that every repository is reached however many there
+ * are and a pass reads a bounded number of rows. Tags of immutable repositories are never
  * touched. Each manifest is deleted only if, at that moment, no tag and no index in its repository points to it (and,
  * for a referrer, its subject is gone or it is old enough), checked in the delete itself.
  */
@@ -101,13 +108,16 @@ export async function applyRetention(
     if (rule.notPulledDays !== undefined && afford(2)) {
       await notPulled(new UnpulledRecords(db), records, cursors, `retention:${index}:not-pulled:${rule.repositories}`, rule, rule.notPulledDays, immutable, options, report, afford);
     }
-    if ((rule.untaggedDays !== undefined || rule.deleteReferrers) && afford(2)) {
+    // The cursor's read and save, the walk's query, the deleting batch.
+    if ((rule.untaggedDays !== undefined || rule.deleteReferrers) && afford(4)) {
       // Without untaggedDays only referrers whose subject is gone are deleted: nothing else is "older" than 0.
       const olderThan = rule.untaggedDays === undefined ? 0 : options.now - rule.untaggedDays * 86_400_000;
-      const candidates = await records.untaggedManifests(rule.repositories, olderThan, rule.deleteReferrers, options.limit);
-      report.more ||= candidates.length === options.limit;
-      const deleted = options.dryRun ? candidates : await records.deleteUntagged(candidates, olderThan, rule.deleteReferrers);
+      const cursor = `retention:${index}:untagged:${rule.repositories}`;
+      const walked = await records.untaggedManifests(rule.repositories, parseKey(await cursors.cursor(cursor)), olderThan, rule.deleteReferrers, options.limit);
+      report.more ||= walked.next !== null;
+      const deleted = options.dryRun ? walked.chosen : await records.deleteUntagged(walked.chosen, olderThan, rule.deleteReferrers);
       report.manifests.push(...deleted);
+      if (!options.dryRun) await cursors.setCursor(cursor, walked.next ? `${walked.next.repository}@${walked.next.digest}` : undefined);
     }
   }
   return report;

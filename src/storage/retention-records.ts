@@ -1,5 +1,5 @@
 // SQL for retention rules. Deletions re-check, in the statement itself, that nothing points at what they delete.
-import { repositoriesMatching } from "./repository-patterns";
+import { rangeOf, repositoriesMatching } from "./repository-patterns";
 import { SearchRecords } from "./search-records";
 
 // Untagged, and no index of its repository lists it.
@@ -11,6 +11,12 @@ const EXPIRED = `(CASE WHEN m.subject IS NOT NULL
     AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = m.repository AND s.digest = m.subject)
   THEN (?3 = 1 OR m.created_at < ?2)
   ELSE (m.subject IS NULL AND m.created_at < ?2) END)`;
+
+/** A manifest's place in a walk over manifests. */
+export interface ManifestKey {
+  repository: string;
+  digest: string;
+}
 
 export class RetentionRecords {
   constructor(private readonly db: D1Database) {}
@@ -48,16 +54,27 @@ export class RetentionRecords {
     return tags.filter((_, index) => (results[index]?.meta.changes ?? 0) > 0);
   }
 
-  async untaggedManifests(pattern: string, olderThan: number, deleteReferrers: boolean, limit: number) {
+  /**
+   * The next `limit` manifests of the pattern's range after `after`, in (repository, digest) order, and of those the
+   * untagged and expired ones of repositories matching the pattern; `next` is where the walk stopped (null: at the end
+   * of the range). A pass reads `limit` manifests and a few rows for each, whatever the registry holds.
+   */
+  async untaggedManifests(pattern: string, after: ManifestKey | null, olderThan: number, deleteReferrers: boolean, limit: number) {
+    const { from, to } = rangeOf(pattern);
+    const start = after ?? { repository: from, digest: "" };
     const { results } = await this.db
       .prepare(
-        `SELECT m.repository, m.digest, m.size FROM manifests m
-         WHERE m.repository GLOB ?1 AND ${UNPOINTED} AND ${EXPIRED}
-         ORDER BY m.created_at LIMIT ?4`,
+        `SELECT m.repository, m.digest, m.size, (m.repository GLOB ?1 AND ${UNPOINTED} AND ${EXPIRED}) AS chosen
+         FROM manifests m WHERE (m.repository, m.digest) > (?5, ?6) AND m.repository < ?7
+         ORDER BY m.repository, m.digest LIMIT ?4`,
       )
-      .bind(pattern, olderThan, deleteReferrers ? 1 : 0, limit)
-      .all<{ repository: string; digest: string; size: number }>();
-    return results;
+      .bind(pattern, olderThan, deleteReferrers ? 1 : 0, limit, start.repository, start.digest, to)
+      .all<{ repository: string; digest: string; size: number; chosen: number }>();
+    const last = results.at(-1);
+    return {
+      chosen: results.filter((row) => row.chosen === 1).map(({ repository, digest, size }) => ({ repository, digest, size })),
+      next: results.length === limit && last ? { repository: last.repository, digest: last.digest } : null,
+    };
   }
 
   /** Deletes the chosen manifests, each re-checked in its own statements, in one batch; returns those deleted. */

@@ -99,4 +99,30 @@ describe("garbage collection at scale", () => {
     // Each survivor is its repository's newest tag.
     expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM tags WHERE repository GLOB 'bulk/*' AND name <> 'tag-3'").first<{ n: number }>())!.n).toBe(0);
   }, 300_000);
+
+  it(`deletes ${REPOSITORIES} repositories' untagged manifests a walk of GC_BATCH_SIZE at a time, each pass going on where the last stopped`, async () => {
+    const numbers = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${REPOSITORIES})`;
+    await env.DB.batch([
+      env.DB.prepare(`${numbers} INSERT INTO repositories (name, created_at) SELECT 'sweep/repo-' || i, 0 FROM n`),
+      // Untagged, pushed long ago; every third one tagged, to be kept.
+      env.DB.prepare(`${numbers} INSERT INTO manifests (repository, digest, media_type, size, body, created_at) SELECT 'sweep/repo-' || i, ?1, 'application/vnd.oci.image.manifest.v1+json', 2, '{}', 0 FROM n`).bind(`sha256:${"3".repeat(64)}`),
+      env.DB.prepare(`${numbers} INSERT INTO tags (repository, name, digest, updated_at) SELECT 'sweep/repo-' || i, 'kept', ?1, 0 FROM n WHERE i % 3 = 0`).bind(`sha256:${"3".repeat(64)}`),
+    ]);
+    const rules = [{ repositories: "sweep/*", untaggedDays: 1, deleteReferrers: false }];
+    let deleted = 0;
+    let passes = 0;
+    for (let more = true; more; passes++) {
+      const { db, bucket, calls } = countingBindings();
+      const report = await new GarbageCollector(db, bucket).run({ dryRun: false, graceMs: 3_600_000, batch: 300, subrequests: BUDGET, retention: { rules, immutable: [] } });
+      expect(calls.count).toBeLessThanOrEqual(BUDGET);
+      deleted += report.retention.manifests.length;
+      more = report.more;
+      expect(passes).toBeLessThan(50);
+    }
+    expect(deleted).toBe(REPOSITORIES - Math.floor(REPOSITORIES / 3));
+    const left = await env.DB.prepare("SELECT COUNT(*) AS n FROM manifests WHERE repository GLOB 'sweep/*'").first<{ n: number }>();
+    expect(left!.n).toBe(Math.floor(REPOSITORIES / 3));
+    // At most 300 manifests walked per pass: no pass read them all.
+    expect(passes).toBeGreaterThanOrEqual(Math.ceil(REPOSITORIES / 300));
+  }, 300_000);
 });
