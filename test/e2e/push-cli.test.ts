@@ -1,4 +1,4 @@
-// The push command (cli/edge-oci-registry.mjs push) against `wrangler dev` with a small MAX_BODY_BYTES and token
+// The push command (cli/edge-oci-registry.ts push) against `wrangler dev` with a small MAX_BODY_BYTES and token
 // auth: OCI layouts and docker-save tarballs go up in chunks the registry accepts and come back byte for byte
 // (skopeo pulls them), blobs the repository has are skipped, blobs of another repository are mounted, a killed push
 // resumes from the registry's offset, and a chunk cut off mid-body is retried from there. A counting proxy between
@@ -20,7 +20,7 @@ import { startRegistry, tokenAuth, type Registry } from "./harness";
 
 const MiB = 1024 * 1024;
 const MAX_BODY = 8 * MiB;
-const CLI = fileURLToPath(new URL("../../cli/edge-oci-registry.mjs", import.meta.url));
+const CLI = fileURLToPath(new URL("../../cli/edge-oci-registry.ts", import.meta.url));
 const { ADMIN_TOKEN, vars: authVars } = tokenAuth();
 
 let registry: Registry;

@@ -1,4 +1,4 @@
-// The relay (cli/edge-oci-registry.mjs relay) in front of `wrangler dev` with an 8 MiB MAX_BODY_BYTES and token
+// The relay (cli/edge-oci-registry.ts relay) in front of `wrangler dev` with an 8 MiB MAX_BODY_BYTES and token
 // auth: skopeo pushing a ~100 MiB layer straight to the registry is refused with its 413 message; through the relay
 // the same push succeeds with podman login's credentials and pulls back identical; monolithic and streamed
 // (unknown-length) upload bodies are re-cut too, and podman pushes through it. ~100 MiB rather than several GiB

@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../e2e/harness";
 
-const CLI = fileURLToPath(new URL("../../cli/edge-oci-registry.mjs", import.meta.url));
+const CLI = fileURLToPath(new URL("../../cli/edge-oci-registry.ts", import.meta.url));
 
 export interface Relay {
   host: string;

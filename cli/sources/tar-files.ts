@@ -7,28 +7,23 @@ import { open } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 
-/** @typedef {{ offset: number, size: number, type: string, link?: string }} TarEntry */
+export interface TarEntry {
+  offset: number;
+  size: number;
+  type: string;
+  link?: string;
+}
 
 const BLOCK = 512;
 
-/**
- * @param {Buffer} block
- * @param {number} start
- * @param {number} length
- */
-const text = (block, start, length) => {
+const text = (block: Buffer, start: number, length: number): string => {
   const field = block.subarray(start, start + length);
   const end = field.indexOf(0);
   return field.subarray(0, end < 0 ? length : end).toString("utf8");
 };
 
-/**
- * A numeric header field: octal text, or base-256 when the high bit of its first byte is set (GNU, for > 8 GiB).
- * @param {Buffer} block
- * @param {number} start
- * @param {number} length
- */
-function number(block, start, length) {
+/** A numeric header field: octal text, or base-256 when the high bit of its first byte is set (GNU, for > 8 GiB). */
+function number(block: Buffer, start: number, length: number): number {
   const field = block.subarray(start, start + length);
   if ((field[0] ?? 0) & 0x80) {
     let value = (field[0] ?? 0) & 0x7f;
@@ -39,20 +34,15 @@ function number(block, start, length) {
   return digits === "" ? 0 : parseInt(digits, 8);
 }
 
-/** @param {Buffer} block */
-function checksumMatches(block) {
+function checksumMatches(block: Buffer): boolean {
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0);
   return sum === number(block, 148, 8);
 }
 
-/**
- * Pax extended header records: "<length> <key>=<value>\n".
- * @param {Buffer} data
- */
-function paxRecords(data) {
-  /** @type {Record<string, string>} */
-  const records = {};
+/** Pax extended header records: "<length> <key>=<value>\n". */
+function paxRecords(data: Buffer): Record<string, string> {
+  const records: Record<string, string> = {};
   let at = 0;
   while (at < data.length) {
     const space = data.indexOf(0x20, at);
@@ -67,36 +57,27 @@ function paxRecords(data) {
   return records;
 }
 
-/** @param {string} name */
-const normalize = (name) => posix.normalize(name.replace(/^(\.\/|\/)+/, "")).replace(/\/$/, "");
+const normalize = (name: string): string => posix.normalize(name.replace(/^(\.\/|\/)+/, "")).replace(/\/$/, "");
 
 export class TarFiles {
-  /**
-   * @param {string} path
-   * @param {Map<string, TarEntry>} entries
-   */
-  constructor(path, entries) {
+  readonly path: string;
+  readonly entries: Map<string, TarEntry>;
+
+  constructor(path: string, entries: Map<string, TarEntry>) {
     this.path = path;
     this.entries = entries;
   }
 
-  /**
-   * Indexes the archive at `path`.
-   * @param {string} path
-   */
-  static async index(path) {
+  /** Indexes the archive at `path`. */
+  static async index(path: string): Promise<TarFiles> {
     const handle = await open(path, "r");
-    /** @type {Map<string, TarEntry>} */
-    const entries = new Map();
+    const entries = new Map<string, TarEntry>();
     try {
       const { size: archiveSize } = await handle.stat();
       const block = Buffer.alloc(BLOCK);
-      /** @type {Record<string, string>} */
-      let pax = {};
-      /** @type {string | undefined} */
-      let longName;
-      /** @type {string | undefined} */
-      let longLink;
+      let pax: Record<string, string> = {};
+      let longName: string | undefined;
+      let longLink: string | undefined;
       let position = 0;
       while (position + BLOCK <= archiveSize) {
         await handle.read(block, 0, BLOCK, position);
@@ -128,12 +109,8 @@ export class TarFiles {
     return new TarFiles(path, entries);
   }
 
-  /**
-   * The regular file at `name`, following links.
-   * @param {string} name
-   * @returns {TarEntry | undefined}
-   */
-  entry(name) {
+  /** The regular file at `name`, following links. */
+  entry(name: string): TarEntry | undefined {
     let key = normalize(name);
     for (let hops = 0; hops < 16; hops++) {
       const entry = this.entries.get(key);
@@ -146,18 +123,15 @@ export class TarFiles {
     return undefined;
   }
 
-  /** @param {string} name */
-  async has(name) {
+  async has(name: string): Promise<boolean> {
     return this.entry(name) !== undefined;
   }
 
-  /** @param {string} name */
-  async size(name) {
+  async size(name: string): Promise<number> {
     return this.#must(name).size;
   }
 
-  /** @param {string} name */
-  async read(name) {
+  async read(name: string): Promise<Buffer> {
     const entry = this.#must(name);
     const handle = await open(this.path, "r");
     try {
@@ -169,19 +143,14 @@ export class TarFiles {
     }
   }
 
-  /**
-   * The file's bytes from `start`.
-   * @param {string} name
-   * @param {number} start
-   */
-  open(name, start = 0) {
+  /** The file's bytes from `start`. */
+  open(name: string, start = 0): Readable {
     const entry = this.#must(name);
     if (start >= entry.size) return Readable.from([]);
     return createReadStream(this.path, { start: entry.offset + start, end: entry.offset + entry.size - 1, highWaterMark: 1 << 20 });
   }
 
-  /** @param {string} name */
-  #must(name) {
+  #must(name: string): TarEntry {
     const entry = this.entry(name);
     if (!entry) throw new Error(`${name} is not in the archive ${this.path}`);
     return entry;

@@ -15,54 +15,49 @@ export const MediaTypes = {
 /** What a registry is asked for when a manifest is fetched: every kind this tool can push. */
 export const MANIFEST_ACCEPT = [MediaTypes.ociIndex, MediaTypes.ociManifest, MediaTypes.dockerList, MediaTypes.dockerManifest].join(", ");
 
-/** @typedef {{ mediaType: string, digest: string, size: number, urls?: string[] }} Descriptor */
-/** @typedef {{ mediaType: string, digest: string, bytes: Buffer }} Manifest */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  urls?: string[];
+}
+export interface Manifest {
+  mediaType: string;
+  digest: string;
+  bytes: Buffer;
+}
 
-/** @param {Uint8Array} bytes */
-export const sha256Digest = (bytes) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+export const sha256Digest = (bytes: Uint8Array): string => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
-/**
- * Checks that a descriptor names a sha256 digest (the only algorithm this tool hashes) and a size.
- * @param {unknown} value
- * @param {string} where
- * @returns {Descriptor}
- */
-export function descriptor(value, where) {
-  const d = /** @type {Descriptor} */ (value);
+/** Checks that a descriptor names a sha256 digest (the only algorithm this tool hashes) and a size. */
+export function descriptor(value: unknown, where: string): Descriptor {
+  const d = value as Descriptor;
   if (!d || typeof d.digest !== "string" || !DIGEST.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) {
     throw new Error(`${where}: not a sha256 descriptor: ${JSON.stringify(value)?.slice(0, 200)}`);
   }
   return d;
 }
 
-/**
- * The media type of a manifest: its own mediaType field, else the one it was served or stored with.
- * @param {Buffer} bytes
- * @param {string | undefined} declared
- */
-export function mediaTypeOf(bytes, declared) {
+/** The media type of a manifest: its own mediaType field, else the one it was served or stored with. */
+export function mediaTypeOf(bytes: Buffer, declared: string | undefined): string {
   const parsed = JSON.parse(bytes.toString("utf8"));
   if (typeof parsed.mediaType === "string") return parsed.mediaType;
   if (declared) return declared;
   return Array.isArray(parsed.manifests) ? MediaTypes.ociIndex : MediaTypes.ociManifest;
 }
 
-/**
- * What a manifest refers to. Blobs with `urls` (foreign layers) are not pushed, as docker and skopeo do.
- * @param {Manifest} manifest
- * @returns {{ children: Descriptor[], blobs: Descriptor[] }}
- */
-export function referencesOf(manifest) {
+/** What a manifest refers to. Blobs with `urls` (foreign layers) are not pushed, as docker and skopeo do. */
+export function referencesOf(manifest: Manifest): { children: Descriptor[]; blobs: Descriptor[] } {
   const parsed = JSON.parse(manifest.bytes.toString("utf8"));
   if (manifest.mediaType === MediaTypes.ociIndex || manifest.mediaType === MediaTypes.dockerList) {
-    const children = (parsed.manifests ?? []).map((/** @type {unknown} */ child, /** @type {number} */ i) => descriptor(child, `${manifest.digest} manifests[${i}]`));
+    const children = ((parsed.manifests ?? []) as unknown[]).map((child, i) => descriptor(child, `${manifest.digest} manifests[${i}]`));
     return { children, blobs: [] };
   }
   if (manifest.mediaType === MediaTypes.ociManifest || manifest.mediaType === MediaTypes.dockerManifest) {
     const blobs = [descriptor(parsed.config, `${manifest.digest} config`)];
-    for (const [i, layer] of (parsed.layers ?? []).entries()) {
+    for (const [i, layer] of ((parsed.layers ?? []) as unknown[]).entries()) {
       const checked = descriptor(layer, `${manifest.digest} layers[${i}]`);
       if (!checked.urls?.length) blobs.push(checked);
     }

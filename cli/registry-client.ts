@@ -1,27 +1,29 @@
 // Talks to one registry as Docker clients do: a request that gets `401` with a Bearer challenge is answered by
 // fetching a token from the challenge's realm (HTTP Basic with the credentials, or anonymously) for every scope this
 // push needs, then retried; a Basic challenge gets the credentials on every request.
-import { discard, readText, send } from "./http.mjs";
+import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
+import type { Credentials } from "./credentials.ts";
+import { discard, readText, send } from "./http.ts";
 
-/** @typedef {import("./credentials.mjs").Credentials} Credentials */
-/** @typedef {import("node:http").IncomingMessage} IncomingMessage */
-/** @typedef {import("node:http").OutgoingHttpHeaders} OutgoingHttpHeaders */
-/** @typedef {import("node:stream").Readable} Readable */
-/** @typedef {Buffer | Readable | null} Body */
-/** @typedef {{ scheme: string, params: Record<string, string> }} Challenge */
+export type Body = Buffer | Readable | null;
+export interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+/** `body` is a function so that it can be made again for a retry (a stream cannot be replayed). */
+export interface RequestOptions {
+  headers?: OutgoingHttpHeaders;
+  body?: () => Body;
+}
 
 const REFRESH_BEFORE_MS = 30_000;
 
-/**
- * Parses `Bearer realm="…",service="…",scope="…"`.
- * @param {string | undefined} header
- * @returns {Challenge | null}
- */
-export function parseChallenge(header) {
+/** Parses `Bearer realm="…",service="…",scope="…"`. */
+export function parseChallenge(header: string | undefined): Challenge | null {
   const match = /^\s*(\w+)\s*(.*)$/s.exec(header ?? "");
   if (!match) return null;
-  /** @type {Record<string, string>} */
-  const params = {};
+  const params: Record<string, string> = {};
   for (const [, key, quoted, bare] of (match[2] ?? "").matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) {
     if (key) params[key.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, "$1") : (bare ?? "");
   }
@@ -30,12 +32,10 @@ export function parseChallenge(header) {
 
 /** An error that carries the registry's OCI error (code and message) when it sent one. */
 export class RegistryResponseError extends Error {
-  /**
-   * @param {string} what what was being done
-   * @param {number} status
-   * @param {string} body
-   */
-  constructor(what, status, body) {
+  readonly status: number;
+
+  /** `what` says what was being done. */
+  constructor(what: string, status: number, body: string) {
     let reason = body.trim().slice(0, 300);
     try {
       const first = JSON.parse(body).errors?.[0];
@@ -49,24 +49,17 @@ export class RegistryResponseError extends Error {
   }
 }
 
-/**
- * Throws a RegistryResponseError for `response` (reading its body).
- * @param {IncomingMessage} response
- * @param {string} what
- * @returns {Promise<never>}
- */
-export async function fail(response, what) {
+/** Throws a RegistryResponseError for `response` (reading its body). */
+export async function fail(response: IncomingMessage, what: string): Promise<never> {
   throw new RegistryResponseError(what, response.statusCode ?? 0, await readText(response, 64 * 1024));
 }
 
 /**
  * One scope per resource with the union of its actions ("repository:a:pull" and "repository:a:pull,push" become
  * "repository:a:pull,push"), as token servers expect.
- * @param {Iterable<string>} scopes
  */
-export function mergeScopes(scopes) {
-  /** @type {Map<string, Set<string>>} */
-  const merged = new Map();
+export function mergeScopes(scopes: Iterable<string>): string[] {
+  const merged = new Map<string, Set<string>>();
   for (const scope of scopes) {
     const colon = scope.lastIndexOf(":");
     if (colon < 0) continue;
@@ -79,45 +72,35 @@ export function mergeScopes(scopes) {
 }
 
 export class RegistryClient {
+  readonly origin: URL;
+  readonly credentials: Credentials | null;
+  readonly scopes: Set<string>;
+  authorization: string | undefined = undefined;
+  expiresAt = Infinity;
+  challenge: Challenge | null = null;
+  authenticating: Promise<void> | null = null;
+
   /**
-   * @param {URL} origin the registry (scheme, host, port)
-   * @param {Credentials | null} credentials
-   * @param {string[]} scopes every scope to ask a token for, e.g. "repository:team/app:pull,push"
+   * `origin`: the registry (scheme, host, port); `scopes`: every scope to ask a token for, e.g.
+   * "repository:team/app:pull,push".
    */
-  constructor(origin, credentials, scopes) {
+  constructor(origin: URL, credentials: Credentials | null, scopes: string[]) {
     this.origin = new URL(origin.origin);
     this.credentials = credentials;
     this.scopes = new Set(scopes);
-    /** @type {string | undefined} */
-    this.authorization = undefined;
-    this.expiresAt = Infinity;
-    /** @type {Challenge | null} */
-    this.challenge = null;
-    /** @type {Promise<void> | null} */
-    this.authenticating = null;
   }
 
-  get host() {
+  get host(): string {
     return this.origin.host;
   }
 
-  /**
-   * A URL of this registry from a path or a Location header (relative or absolute).
-   * @param {string} location
-   */
-  url(location) {
+  /** A URL of this registry from a path or a Location header (relative or absolute). */
+  url(location: string): URL {
     return new URL(location, this.origin);
   }
 
-  /**
-   * Sends a request, authenticating and retrying once on a challenge. `body` is a function so that it can be made
-   * again for the retry (a stream cannot be replayed).
-   * @param {string} method
-   * @param {string | URL} location
-   * @param {{ headers?: OutgoingHttpHeaders, body?: () => Body }} [options]
-   * @returns {Promise<IncomingMessage>}
-   */
-  async request(method, location, { headers = {}, body } = {}) {
+  /** Sends a request, authenticating and retrying once on a challenge. */
+  async request(method: string, location: string | URL, { headers = {}, body }: RequestOptions = {}): Promise<IncomingMessage> {
     const url = typeof location === "string" ? this.url(location) : location;
     for (let attempt = 0; ; attempt++) {
       if (this.challenge && Date.now() > this.expiresAt - REFRESH_BEFORE_MS) await this.authenticate(this.challenge);
@@ -135,19 +118,15 @@ export class RegistryClient {
     }
   }
 
-  /**
-   * Answers a challenge once, however many requests met it at the same time.
-   * @param {Challenge} challenge
-   */
-  authenticate(challenge) {
+  /** Answers a challenge once, however many requests met it at the same time. */
+  authenticate(challenge: Challenge): Promise<void> {
     this.authenticating ??= this.#answer(challenge).finally(() => {
       this.authenticating = null;
     });
     return this.authenticating;
   }
 
-  /** @param {Challenge} challenge */
-  async #answer(challenge) {
+  async #answer(challenge: Challenge): Promise<void> {
     const basic = this.credentials
       ? `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString("base64")}`
       : undefined;

@@ -5,25 +5,29 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 
-/** @typedef {{ location: string, chunkSize: number | null, savedAt: number }} SavedUpload */
+export interface SavedUpload {
+  location: string;
+  chunkSize: number | null;
+  savedAt: number;
+}
 
 const MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
-export function defaultStateFile() {
+export function defaultStateFile(): string {
   const base = process.env.XDG_STATE_HOME ?? join(homedir(), ".local", "state");
   return join(base, "edge-oci-registry", "uploads.json");
 }
 
 export class UploadState {
-  /** @param {string | null} file null: keep nothing */
-  constructor(file) {
+  readonly file: string | null;
+  queue: Promise<unknown> = Promise.resolve();
+
+  /** `file` null: keep nothing. */
+  constructor(file: string | null) {
     this.file = file;
-    /** @type {Promise<unknown>} */
-    this.queue = Promise.resolve();
   }
 
-  /** @returns {Promise<Record<string, SavedUpload>>} */
-  async #load() {
+  async #load(): Promise<Record<string, SavedUpload>> {
     if (!this.file) return {};
     try {
       const saved = JSON.parse(await readFile(this.file, "utf8"));
@@ -36,9 +40,8 @@ export class UploadState {
   /**
    * Changes the file under a lock within this process (read, change, write to a temporary name, rename), so that
    * concurrent blob uploads do not lose each other's entries.
-   * @param {(entries: Record<string, SavedUpload>) => void} change
    */
-  #update(change) {
+  #update(change: (entries: Record<string, SavedUpload>) => void): Promise<void> {
     const file = this.file;
     if (!file) return Promise.resolve();
     const next = this.queue.then(async () => {
@@ -54,29 +57,19 @@ export class UploadState {
     return next;
   }
 
-  /**
-   * @param {string} key
-   * @returns {Promise<SavedUpload | undefined>}
-   */
-  async get(key) {
+  async get(key: string): Promise<SavedUpload | undefined> {
     await this.queue;
     const entry = (await this.#load())[key];
     return entry && Date.now() - entry.savedAt <= MAX_AGE_MS ? entry : undefined;
   }
 
-  /**
-   * @param {string} key
-   * @param {string} location
-   * @param {number | null} chunkSize
-   */
-  set(key, location, chunkSize) {
+  set(key: string, location: string, chunkSize: number | null): Promise<void> {
     return this.#update((entries) => {
       entries[key] = { location, chunkSize, savedAt: Date.now() };
     });
   }
 
-  /** @param {string} key */
-  delete(key) {
+  delete(key: string): Promise<void> {
     return this.#update((entries) => {
       delete entries[key];
     });

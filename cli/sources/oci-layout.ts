@@ -1,39 +1,45 @@
 // An image in an OCI image layout (image-spec image-layout.md): a directory, or a tar of one (oci-archive, and what
 // `docker save` writes since Docker 25). index.json lists the images; blobs live under blobs/<algorithm>/<hex>.
-import { MediaTypes, descriptor, mediaTypeOf, sha256Digest } from "../manifests.mjs";
+import type { Readable } from "node:stream";
+import { MediaTypes, descriptor, mediaTypeOf, sha256Digest, type Descriptor, type Manifest } from "../manifests.ts";
+import type { DirectoryFiles } from "./directory-files.ts";
+import type { TarFiles } from "./tar-files.ts";
 
-/** @typedef {import("../manifests.mjs").Descriptor} Descriptor */
-/** @typedef {import("../manifests.mjs").Manifest} Manifest */
-/** @typedef {import("./directory-files.mjs").DirectoryFiles | import("./tar-files.mjs").TarFiles} Files */
+export type Files = DirectoryFiles | TarFiles;
+
+/** An entry of index.json, as far as choosing an image goes. */
+interface IndexEntry {
+  digest: string;
+  mediaType?: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME = "io.containerd.image.name";
 
-/** @param {string} digest */
-export const blobPath = (digest) => `blobs/${digest.replace(":", "/")}`;
+export const blobPath = (digest: string): string => `blobs/${digest.replace(":", "/")}`;
 
 export class OciLayoutSource {
-  /**
-   * @param {Files} files
-   * @param {string} description
-   * @param {string | undefined} image which image of index.json: its ref name, containerd name or digest
-   */
-  constructor(files, description, image) {
+  readonly files: Files;
+  readonly description: string;
+  readonly image: string | undefined;
+
+  /** `image`: which image of index.json, by its ref name, containerd name or digest. */
+  constructor(files: Files, description: string, image: string | undefined) {
     this.files = files;
     this.description = description;
     this.image = image;
   }
 
-  /** @param {Files} files */
-  static async isLayout(files) {
+  static async isLayout(files: Files): Promise<boolean> {
     return (await files.has("oci-layout")) && (await files.has("index.json"));
   }
 
-  async root() {
+  async root(): Promise<Manifest> {
     const index = JSON.parse((await this.files.read("index.json")).toString("utf8"));
-    /** @type {{ digest: string, mediaType?: string, size: number, annotations?: Record<string, string> }[]} */
-    const listed = Array.isArray(index.manifests) ? index.manifests : [];
-    const name = (/** @type {(typeof listed)[number]} */ entry) => entry.annotations?.[REF_NAME] ?? entry.annotations?.[CONTAINERD_NAME];
+    const listed: IndexEntry[] = Array.isArray(index.manifests) ? index.manifests : [];
+    const name = (entry: IndexEntry) => entry.annotations?.[REF_NAME] ?? entry.annotations?.[CONTAINERD_NAME];
     const chosen = this.image === undefined
       ? listed.length === 1 ? listed[0] : undefined
       : listed.find((entry) => entry.digest === this.image || name(entry) === this.image || entry.annotations?.[CONTAINERD_NAME]?.endsWith(`:${this.image}`));
@@ -48,26 +54,17 @@ export class OciLayoutSource {
     return this.manifest(descriptor({ mediaType: MediaTypes.ociManifest, ...chosen }, `${this.description} index.json`));
   }
 
-  /**
-   * @param {Descriptor} wanted
-   * @returns {Promise<Manifest>}
-   */
-  async manifest(wanted) {
+  async manifest(wanted: Descriptor): Promise<Manifest> {
     const bytes = await this.files.read(blobPath(wanted.digest));
     if (sha256Digest(bytes) !== wanted.digest) throw new Error(`${this.description}: ${wanted.digest} does not hold the bytes it names`);
     return { digest: wanted.digest, bytes, mediaType: mediaTypeOf(bytes, wanted.mediaType) };
   }
 
-  /**
-   * @param {Descriptor} blob
-   * @param {number} start
-   */
-  async openBlob(blob, start) {
+  async openBlob(blob: Descriptor, start: number): Promise<Readable> {
     return this.files.open(blobPath(blob.digest), start);
   }
 
-  /** @param {Descriptor} blob */
-  async hasBlob(blob) {
+  async hasBlob(blob: Descriptor): Promise<boolean> {
     return this.files.has(blobPath(blob.digest));
   }
 }

@@ -2,34 +2,47 @@
 // it (HEAD), mounted from another repository when possible, else uploaded in PATCH chunks no larger than the
 // registry's OCI-Chunk-Max-Length. A failed chunk is retried from the offset the registry reports (GET on the
 // upload → Range); the upload's location is saved after every chunk so that another run resumes it too.
-import { discard, header, offsetOfRange, readText, sleep } from "./http.mjs";
-import { shortDigest } from "./progress.mjs";
-import { fail } from "./registry-client.mjs";
+import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
+import { discard, header, offsetOfRange, readText, sleep } from "./http.ts";
+import type { Descriptor } from "./manifests.ts";
+import { shortDigest, type ProgressItem } from "./progress.ts";
+import { fail, type RegistryClient, type RequestOptions } from "./registry-client.ts";
+import type { ImageSource } from "./sources/open-source.ts";
+import type { UploadState } from "./upload-state.ts";
 
-/** @typedef {import("./manifests.mjs").Descriptor} Descriptor */
-/** @typedef {import("./registry-client.mjs").RegistryClient} RegistryClient */
-/** @typedef {import("./upload-state.mjs").UploadState} UploadState */
-/** @typedef {import("./progress.mjs").ProgressItem} ProgressItem */
-/** @typedef {import("./sources/open-source.mjs").ImageSource} ImageSource */
-/** @typedef {import("node:http").IncomingMessage} IncomingMessage */
+export interface UploadTarget {
+  client: RegistryClient;
+  repository: string;
+  chunkSize: number | undefined;
+  from: string | undefined;
+  state: UploadState;
+  retries: number;
+}
 
-/**
- * @typedef {{
- *   client: RegistryClient,
- *   repository: string,
- *   chunkSize: number | undefined,
- *   from: string | undefined,
- *   state: UploadState,
- *   retries: number,
- * }} UploadTarget
- */
-/**
- * @typedef {{
- *   digest: string, size: number, outcome: "exists" | "mounted" | "uploaded",
- *   sent: number, requests: number, resumedFrom?: number, retries: number,
- * }} BlobResult
- */
+export interface BlobResult {
+  digest: string;
+  size: number;
+  outcome: "exists" | "mounted" | "uploaded";
+  sent: number;
+  requests: number;
+  resumedFrom?: number;
+  retries: number;
+}
+
+/** `item()` starts the blob's progress bar. */
+export interface BlobReport {
+  item(): ProgressItem;
+  log(message: string): void;
+}
+
+interface Session {
+  location: URL;
+  offset: number;
+  chunkSize: number | undefined;
+}
+
+type Requester = (method: string, location: string | URL, options?: RequestOptions) => Promise<IncomingMessage>;
 
 /** Blobs this small go up in one monolithic POST (no session), far below any registry's body limit. */
 const MONOLITHIC_BYTES = 1024 * 1024;
@@ -37,29 +50,20 @@ const RETRYABLE = new Set([401, 408, 429, 500, 502, 503, 504]);
 
 /** Reads a blob in consecutive ranges from one open stream, reopening it at the asked offset when it is not there. */
 class BlobReader {
-  /**
-   * @param {ImageSource} source
-   * @param {Descriptor} blob
-   */
-  constructor(source, blob) {
+  readonly source: ImageSource;
+  readonly blob: Descriptor;
+  position = -1;
+  chunks: AsyncIterator<Buffer> | null = null;
+  stream: Readable | null = null;
+  leftover: Buffer | null = null;
+
+  constructor(source: ImageSource, blob: Descriptor) {
     this.source = source;
     this.blob = blob;
-    this.position = -1;
-    /** @type {AsyncIterator<Buffer> | null} */
-    this.chunks = null;
-    /** @type {Readable | null} */
-    this.stream = null;
-    /** @type {Buffer | null} */
-    this.leftover = null;
   }
 
-  /**
-   * `length` bytes from `offset`, counted by `onBytes` as they are taken.
-   * @param {number} offset
-   * @param {number} length
-   * @param {(bytes: number) => void} onBytes
-   */
-  async *take(offset, length, onBytes) {
+  /** `length` bytes from `offset`, counted by `onBytes` as they are taken. */
+  async *take(offset: number, length: number, onBytes: (bytes: number) => void): AsyncGenerator<Buffer> {
     if (this.position !== offset || !this.chunks) {
       this.close();
       this.stream = await this.source.openBlob(this.blob, offset);
@@ -86,7 +90,7 @@ class BlobReader {
     }
   }
 
-  close() {
+  close(): void {
     this.stream?.destroy();
     this.stream = null;
     this.chunks = null;
@@ -95,19 +99,10 @@ class BlobReader {
   }
 }
 
-/**
- * @param {UploadTarget} target
- * @param {ImageSource} source
- * @param {Descriptor} blob
- * @param {{ item(): ProgressItem, log(message: string): void }} report item() starts the blob's progress bar
- * @returns {Promise<BlobResult>}
- */
-export async function pushBlob(target, source, blob, report) {
+export async function pushBlob(target: UploadTarget, source: ImageSource, blob: Descriptor, report: BlobReport): Promise<BlobResult> {
   const { client, repository } = target;
-  /** @type {BlobResult} */
-  const result = { digest: blob.digest, size: blob.size, outcome: "uploaded", sent: 0, requests: 0, retries: 0 };
-  /** @type {(method: string, location: string | URL, options?: Parameters<RegistryClient["request"]>[2]) => Promise<IncomingMessage>} */
-  const request = (method, location, options) => {
+  const result: BlobResult = { digest: blob.digest, size: blob.size, outcome: "uploaded", sent: 0, requests: 0, retries: 0 };
+  const request: Requester = (method, location, options) => {
     result.requests += 1;
     return client.request(method, location, options);
   };
@@ -121,7 +116,7 @@ export async function pushBlob(target, source, blob, report) {
   }
 
   const key = `${client.origin.origin}/${repository}@${blob.digest}`;
-  const session = await resume(target, key, request) ?? (await start(target, blob, request));
+  const session = (await resume(target, key, request)) ?? (await start(target, blob, request));
   if (session === "mounted") return { ...result, outcome: "mounted" };
   if (session === "monolithic") {
     const reader = new BlobReader(source, blob);
@@ -145,8 +140,7 @@ export async function pushBlob(target, source, blob, report) {
   }
   await target.state.set(key, location.href, chunkSize ?? null);
   let failures = 0;
-  /** @param {string} why */
-  const retry = async (why) => {
+  const retry = async (why: string) => {
     failures += 1;
     result.retries += 1;
     if (failures > target.retries) throw new Error(`${blob.digest}: giving up after ${target.retries} retries: ${why}`);
@@ -165,8 +159,7 @@ export async function pushBlob(target, source, blob, report) {
     while (offset < blob.size) {
       const length = Math.min(chunkSize ?? blob.size, blob.size - offset);
       const from = offset;
-      /** @type {IncomingMessage} */
-      let response;
+      let response: IncomingMessage;
       try {
         response = await request("PATCH", location, {
           headers: {
@@ -184,7 +177,7 @@ export async function pushBlob(target, source, blob, report) {
         });
       } catch (error) {
         reader.close();
-        await retry(`chunk at ${from}: ${/** @type {Error} */ (error).message}`);
+        await retry(`chunk at ${from}: ${(error as Error).message}`);
         continue;
       }
       const status = response.statusCode ?? 0;
@@ -226,27 +219,14 @@ export async function pushBlob(target, source, blob, report) {
   return result;
 }
 
-/**
- * @param {URL} location
- * @param {string} digest
- */
-function withDigest(location, digest) {
+function withDigest(location: URL, digest: string): URL {
   const url = new URL(location);
   url.searchParams.set("digest", digest);
   return url;
 }
 
-/** @typedef {{ location: URL, offset: number, chunkSize: number | undefined }} Session */
-/** @typedef {(method: string, location: string | URL, options?: Parameters<RegistryClient["request"]>[2]) => Promise<IncomingMessage>} Requester */
-
-/**
- * The upload a previous run left, if the registry still has it.
- * @param {UploadTarget} target
- * @param {string} key
- * @param {Requester} request
- * @returns {Promise<Session | null>}
- */
-async function resume(target, key, request) {
+/** The upload a previous run left, if the registry still has it. */
+async function resume(target: UploadTarget, key: string, request: Requester): Promise<Session | null> {
   const saved = await target.state.get(key);
   if (!saved) return null;
   const location = target.client.url(saved.location);
@@ -260,14 +240,8 @@ async function resume(target, key, request) {
   return { location, offset, chunkSize: target.chunkSize ?? saved.chunkSize ?? undefined };
 }
 
-/**
- * A new upload session (or a mount, or a monolithic upload for a small blob).
- * @param {UploadTarget} target
- * @param {Descriptor} blob
- * @param {Requester} request
- * @returns {Promise<Session | "mounted" | "monolithic">}
- */
-async function start(target, blob, request) {
+/** A new upload session (or a mount, or a monolithic upload for a small blob). */
+async function start(target: UploadTarget, blob: Descriptor, request: Requester): Promise<Session | "mounted" | "monolithic"> {
   const { repository, from } = target;
   const mount = from && from !== repository ? `?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}` : "";
   if (!mount && blob.size <= MONOLITHIC_BYTES && (target.chunkSize === undefined || blob.size <= target.chunkSize)) {

@@ -6,21 +6,27 @@ import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-/** @typedef {{ username: string, password: string }} Credentials */
+export interface Credentials {
+  username: string;
+  password: string;
+}
 
-/**
- * Parses "user:secret", or a bare secret (the registry ignores the user name of an access token).
- * @param {string} text
- * @returns {Credentials}
- */
-export function parseCredentials(text) {
+/** What this tool reads of an auth file; anything else in it is left alone. */
+interface AuthFile {
+  auths?: Record<string, { auth?: unknown } | null>;
+  credHelpers?: Record<string, unknown>;
+  credsStore?: unknown;
+}
+
+/** Parses "user:secret", or a bare secret (the registry ignores the user name of an access token). */
+export function parseCredentials(text: string): Credentials {
   const colon = text.indexOf(":");
   if (colon < 0) return { username: "token", password: text };
   return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
 /** The auth files to look in, first match wins: $REGISTRY_AUTH_FILE, podman's, then docker's. */
-function authFiles() {
+function authFiles(): string[] {
   const files = [];
   if (process.env.REGISTRY_AUTH_FILE) files.push(process.env.REGISTRY_AUTH_FILE);
   if (process.env.XDG_RUNTIME_DIR) files.push(join(process.env.XDG_RUNTIME_DIR, "containers", "auth.json"));
@@ -29,13 +35,11 @@ function authFiles() {
 }
 
 /**
- * The `auths` entry for `host` in one auth file, whatever form its key takes (`host`, `https://host`, `host/v1/`).
- * @param {string} file
- * @param {string} host host[:port]
- * @returns {Promise<Credentials | null>}
+ * The credentials for `host` (host[:port]) in one auth file, whatever form its `auths` key takes (`host`,
+ * `https://host`, `host/v1/`).
  */
-async function fromAuthFile(file, host) {
-  let config;
+async function fromAuthFile(file: string, host: string): Promise<Credentials | null> {
+  let config: AuthFile | null;
   try {
     config = JSON.parse(await readFile(file, "utf8"));
   } catch {
@@ -61,18 +65,15 @@ async function fromAuthFile(file, host) {
 
 /**
  * Asks a credential helper for the host's credentials (the server URL on stdin, `{Username, Secret}` on stdout).
- * A helper that has none, or cannot run, gives none; one that is missing is named on stderr.
- * @param {string} name the helper's suffix: "pass" runs docker-credential-pass
- * @param {string} host host[:port]
- * @returns {Promise<Credentials | null>}
+ * `name` is the helper's suffix: "pass" runs docker-credential-pass. A helper that has none, or cannot run, gives
+ * none; one that is missing is named on stderr.
  */
-function fromHelper(name, host) {
+function fromHelper(name: string, host: string): Promise<Credentials | null> {
   return new Promise((resolve) => {
     const command = `docker-credential-${name}`;
     const child = spawn(command, ["get"], { stdio: ["pipe", "pipe", "ignore"], timeout: 30_000 });
-    /** @type {Buffer[]} */
-    const chunks = [];
-    child.stdout.on("data", (chunk) => chunks.push(chunk));
+    const chunks: Buffer[] = [];
+    child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
     child.on("error", (error) => {
       process.stderr.write(`credential helper ${command} could not run: ${error.message}\n`);
       resolve(null);
@@ -92,12 +93,10 @@ function fromHelper(name, host) {
 }
 
 /**
- * The credentials to use for `host`: the flag's, else REGISTRY_TOKEN (with REGISTRY_USERNAME), else an auth file's.
- * @param {string} host host[:port]
- * @param {{ flag?: string, env?: boolean }} options env: whether the REGISTRY_TOKEN variables apply to this host
- * @returns {Promise<Credentials | null>}
+ * The credentials to use for `host` (host[:port]): the flag's, else REGISTRY_TOKEN (with REGISTRY_USERNAME), else
+ * an auth file's. `env` says whether the REGISTRY_TOKEN variables apply to this host.
  */
-export async function credentialsFor(host, { flag, env = true } = {}) {
+export async function credentialsFor(host: string, { flag, env = true }: { flag?: string | undefined; env?: boolean } = {}): Promise<Credentials | null> {
   if (flag) return parseCredentials(flag);
   if (env && process.env.REGISTRY_TOKEN) {
     return { username: process.env.REGISTRY_USERNAME ?? "token", password: process.env.REGISTRY_TOKEN };

@@ -9,42 +9,44 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
-import { DirectoryFiles } from "./directory-files.mjs";
-import { DockerArchiveSource } from "./docker-archive.mjs";
-import { OciLayoutSource } from "./oci-layout.mjs";
-import { RegistrySource } from "./registry.mjs";
-import { TarFiles } from "./tar-files.mjs";
-import { credentialsFor } from "../credentials.mjs";
-import { parseReference } from "../reference.mjs";
-import { RegistryClient } from "../registry-client.mjs";
+import { credentialsFor, type Credentials } from "../credentials.ts";
+import type { Descriptor, Manifest } from "../manifests.ts";
+import { parseReference } from "../reference.ts";
+import { RegistryClient } from "../registry-client.ts";
+import { DirectoryFiles } from "./directory-files.ts";
+import { DockerArchiveSource } from "./docker-archive.ts";
+import { OciLayoutSource } from "./oci-layout.ts";
+import { RegistrySource } from "./registry.ts";
+import { TarFiles } from "./tar-files.ts";
 
-/** @typedef {import("../manifests.mjs").Descriptor} Descriptor */
-/** @typedef {import("../manifests.mjs").Manifest} Manifest */
-/**
- * @typedef {{
- *   description: string,
- *   root(): Promise<Manifest>,
- *   manifest(wanted: Descriptor): Promise<Manifest>,
- *   openBlob(blob: Descriptor, start: number): Promise<import("node:stream").Readable>,
- * }} ImageSource
- */
-/**
- * @typedef {{
- *   image?: string, plainHttp?: boolean, creds?: string, log: (message: string) => void,
- *   destination: { host: string, credentials: import("../credentials.mjs").Credentials | null },
- * }} SourceOptions
- */
+export interface ImageSource {
+  description: string;
+  root(): Promise<Manifest>;
+  manifest(wanted: Descriptor): Promise<Manifest>;
+  openBlob(blob: Descriptor, start: number): Promise<Readable>;
+}
 
-/**
- * Copies a stream to a temporary file, gunzipping it when it starts with gzip's magic bytes.
- * @param {import("node:stream").Readable} input
- * @param {string} directory
- */
-async function spool(input, directory) {
+export interface SourceOptions {
+  image?: string | undefined;
+  plainHttp?: boolean;
+  creds?: string | undefined;
+  log: (message: string) => void;
+  destination: { host: string; credentials: Credentials | null };
+}
+
+export interface OpenedSource {
+  source: ImageSource;
+  /** The registry and repository of a docker:// source. */
+  registry?: { client: RegistryClient; repository: string };
+  close(): Promise<void>;
+}
+
+/** Copies a stream to a temporary file, gunzipping it when it starts with gzip's magic bytes. */
+async function spool(input: Readable, directory: string): Promise<string> {
   const path = join(directory, "archive.tar");
   const chunks = input[Symbol.asyncIterator]();
   const first = await chunks.next();
-  const head = first.done ? Buffer.alloc(0) : /** @type {Buffer} */ (first.value);
+  const head: Buffer = first.done ? Buffer.alloc(0) : first.value;
   const all = Readable.from((async function* () {
     yield head;
     for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
@@ -54,8 +56,7 @@ async function spool(input, directory) {
   return path;
 }
 
-/** @param {string} path */
-async function isGzip(path) {
+async function isGzip(path: string): Promise<boolean> {
   const handle = await open(path, "r");
   try {
     const head = Buffer.alloc(2);
@@ -68,13 +69,9 @@ async function isGzip(path) {
 
 /**
  * An archive's image: the OCI layout inside it when there is one (Docker 25+ writes both), else docker-archive.
- * @param {DirectoryFiles | TarFiles} files
- * @param {string} description
- * @param {"oci" | "docker" | undefined} format forced by a prefix
- * @param {SourceOptions} options
- * @returns {Promise<ImageSource>}
+ * `format` is forced by a prefix.
  */
-async function imageIn(files, description, format, options) {
+async function imageIn(files: DirectoryFiles | TarFiles, description: string, format: "oci" | "docker" | undefined, options: SourceOptions): Promise<ImageSource> {
   if (format === "oci" || (format === undefined && (await OciLayoutSource.isLayout(files)))) {
     return new OciLayoutSource(files, description, options.image);
   }
@@ -84,12 +81,8 @@ async function imageIn(files, description, format, options) {
   throw new Error(`${description} is neither an OCI layout (oci-layout, index.json) nor a docker archive (manifest.json)`);
 }
 
-/**
- * @param {string} text the SOURCE argument
- * @param {SourceOptions} options
- * @returns {Promise<{ source: ImageSource, registry?: { client: RegistryClient, repository: string }, close(): Promise<void> }>}
- */
-export async function openSource(text, options) {
+/** The image the SOURCE argument names. */
+export async function openSource(text: string, options: SourceOptions): Promise<OpenedSource> {
   if (/^(docker|https?):\/\//.test(text)) {
     const reference = parseReference(text, { plainHttp: options.plainHttp });
     // The destination's credentials serve a source on the same registry; they are never sent anywhere else.

@@ -2,40 +2,35 @@
 import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
+import type { Readable } from "node:stream";
 
 export class DirectoryFiles {
-  /** @param {string} root */
-  constructor(root) {
+  readonly root: string;
+
+  constructor(root: string) {
     this.root = resolve(root);
   }
 
-  /** @param {string} name a path inside the directory */
-  path(name) {
+  /** Where `name`, a path inside the directory, is on disk. */
+  path(name: string): string {
     const path = resolve(join(this.root, name));
     if (path !== this.root && !path.startsWith(this.root + sep)) throw new Error(`${name} is outside ${this.root}`);
     return path;
   }
 
-  /** @param {string} name */
-  async has(name) {
+  async has(name: string): Promise<boolean> {
     return stat(this.path(name)).then((found) => found.isFile(), () => false);
   }
 
-  /** @param {string} name */
-  async size(name) {
+  async size(name: string): Promise<number> {
     return (await stat(this.path(name))).size;
   }
 
-  /** @param {string} name */
-  read(name) {
+  read(name: string): Promise<Buffer> {
     return readFile(this.path(name));
   }
 
-  /**
-   * @param {string} name
-   * @param {number} start
-   */
-  open(name, start = 0) {
+  open(name: string, start = 0): Readable {
     return createReadStream(this.path(name), { start, highWaterMark: 1 << 20 });
   }
 }

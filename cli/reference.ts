@@ -1,18 +1,18 @@
 // Image references on the command line: [http(s)://]host[:port]/repository[:tag][@digest], as docker writes them,
 // with an optional scheme (https unless given, or unless --plain-http).
 
-/** @typedef {{ origin: URL, repository: string, tag?: string, digest?: string }} ImageReference */
+export interface ImageReference {
+  origin: URL;
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
 
 const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
-/**
- * @param {string} text
- * @param {{ plainHttp?: boolean }} [options]
- * @returns {ImageReference}
- */
-export function parseReference(text, { plainHttp = false } = {}) {
+export function parseReference(text: string, { plainHttp = false }: { plainHttp?: boolean } = {}): ImageReference {
   const schemed = /^(https?):\/\/(.*)$/.exec(text);
   const scheme = schemed ? schemed[1] : plainHttp ? "http" : "https";
   const rest = schemed ? (schemed[2] ?? "") : text.replace(/^docker:\/\//, "");
@@ -20,16 +20,14 @@ export function parseReference(text, { plainHttp = false } = {}) {
   if (slash <= 0) throw new Error(`${text}: expected host/repository[:tag], e.g. registry.example.com/team/app:1`);
   const host = rest.slice(0, slash);
   let name = rest.slice(slash + 1);
-  /** @type {string | undefined} */
-  let digest;
+  let digest: string | undefined;
   const at = name.indexOf("@");
   if (at >= 0) {
     digest = name.slice(at + 1);
     name = name.slice(0, at);
     if (!DIGEST.test(digest)) throw new Error(`${text}: ${digest} is not a sha256 digest`);
   }
-  /** @type {string | undefined} */
-  let tag;
+  let tag: string | undefined;
   const colon = name.lastIndexOf(":");
   if (colon > name.lastIndexOf("/")) {
     tag = name.slice(colon + 1);
@@ -40,9 +38,6 @@ export function parseReference(text, { plainHttp = false } = {}) {
   return { origin: new URL(`${scheme}://${host}`), repository: name, ...(tag !== undefined && { tag }), ...(digest && { digest }) };
 }
 
-/**
- * @param {ImageReference} reference
- */
-export function formatReference(reference) {
+export function formatReference(reference: ImageReference): string {
   return `${reference.origin.host}/${reference.repository}${reference.tag ? `:${reference.tag}` : ""}${reference.digest ? `@${reference.digest}` : ""}`;
 }

@@ -1,51 +1,36 @@
 // An image in another registry (or another repository of the same one): manifests fetched with every media type
 // accepted, blobs streamed from the offset asked (a Range request), following redirects to blob storage.
 import { Readable } from "node:stream";
-import { MANIFEST_ACCEPT, mediaTypeOf, sha256Digest } from "../manifests.mjs";
-import { discard, header, readText, send } from "../http.mjs";
-import { fail } from "../registry-client.mjs";
-import { formatReference } from "../reference.mjs";
-
-/** @typedef {import("../manifests.mjs").Descriptor} Descriptor */
-/** @typedef {import("../manifests.mjs").Manifest} Manifest */
-/** @typedef {import("../reference.mjs").ImageReference} ImageReference */
-/** @typedef {import("../registry-client.mjs").RegistryClient} RegistryClient */
+import { discard, header, readText, send } from "../http.ts";
+import { MANIFEST_ACCEPT, mediaTypeOf, sha256Digest, type Descriptor, type Manifest } from "../manifests.ts";
+import { formatReference, type ImageReference } from "../reference.ts";
+import { fail, type RegistryClient } from "../registry-client.ts";
 
 export class RegistrySource {
-  /**
-   * @param {RegistryClient} client
-   * @param {ImageReference} reference
-   */
-  constructor(client, reference) {
+  readonly client: RegistryClient;
+  readonly reference: ImageReference;
+  readonly description: string;
+
+  constructor(client: RegistryClient, reference: ImageReference) {
     this.client = client;
     this.reference = reference;
     this.description = formatReference(reference);
   }
 
-  /** @returns {Promise<Manifest>} */
-  async root() {
+  async root(): Promise<Manifest> {
     return this.#fetchManifest(this.reference.digest ?? this.reference.tag ?? "latest", this.reference.digest);
   }
 
-  /**
-   * @param {Descriptor} wanted
-   * @returns {Promise<Manifest>}
-   */
-  async manifest(wanted) {
+  async manifest(wanted: Descriptor): Promise<Manifest> {
     return this.#fetchManifest(wanted.digest, wanted.digest);
   }
 
-  /**
-   * @param {string} reference
-   * @param {string | undefined} digest the digest the bytes must have
-   * @returns {Promise<Manifest>}
-   */
-  async #fetchManifest(reference, digest) {
+  /** `digest`: the digest the bytes must have. */
+  async #fetchManifest(reference: string, digest: string | undefined): Promise<Manifest> {
     const path = `/v2/${this.reference.repository}/manifests/${reference}`;
     const response = await this.client.request("GET", path, { headers: { Accept: MANIFEST_ACCEPT } });
     if (response.statusCode !== 200) return fail(response, `GET ${this.description} manifest ${reference}`);
-    /** @type {Buffer[]} */
-    const parts = [];
+    const parts: Buffer[] = [];
     for await (const chunk of response) parts.push(chunk);
     const bytes = Buffer.concat(parts);
     const actual = sha256Digest(bytes);
@@ -54,11 +39,7 @@ export class RegistrySource {
     return { digest: actual, bytes, mediaType: mediaTypeOf(bytes, served) };
   }
 
-  /**
-   * @param {Descriptor} blob
-   * @param {number} start
-   */
-  async openBlob(blob, start) {
+  async openBlob(blob: Descriptor, start: number): Promise<Readable> {
     const headers = start > 0 ? { Range: `bytes=${start}-` } : {};
     let response = await this.client.request("GET", `/v2/${this.reference.repository}/blobs/${blob.digest}`, { headers });
     for (let hops = 0; hops < 5 && [301, 302, 303, 307, 308].includes(response.statusCode ?? 0); hops++) {
@@ -77,12 +58,8 @@ export class RegistrySource {
   }
 }
 
-/**
- * A whole-body response (a server that ignored Range) from `start` on.
- * @param {Readable} stream
- * @param {number} start
- */
-async function* skipping(stream, start) {
+/** A whole-body response (a server that ignored Range) from `start` on. */
+async function* skipping(stream: Readable, start: number): AsyncGenerator<Buffer> {
   let left = start;
   for await (const chunk of stream) {
     if (left >= chunk.length) {
@@ -94,8 +71,4 @@ async function* skipping(stream, start) {
   }
 }
 
-/**
- * @param {Readable} stream
- * @param {number} start
- */
-const skip = (stream, start) => Readable.from(skipping(stream, start), { objectMode: false });
+const skip = (stream: Readable, start: number): Readable => Readable.from(skipping(stream, start), { objectMode: false });

@@ -2,8 +2,8 @@
 // The project's client-side commands, shipped as `npx edge-oci-registry`: `push` uploads images in chunks a
 // registry behind Cloudflare's request-size limit accepts; `relay` lets unmodified clients (docker, podman,
 // skopeo) do the same by re-cutting their uploads on the way through.
-import { push, PUSH_USAGE, UsageError } from "./push.mjs";
-import { relay, RELAY_USAGE } from "./relay.mjs";
+import { push, PUSH_USAGE, UsageError } from "./push.ts";
+import { relay, RELAY_USAGE } from "./relay.ts";
 
 const USAGE = `usage: edge-oci-registry <command> [options]
 
@@ -21,7 +21,7 @@ try {
   else if (command === undefined || command === "help" || command === "--help" || command === "-h") process.stdout.write(USAGE);
   else throw new UsageError(`unknown command ${command}\n\n${USAGE}`);
 } catch (error) {
-  const failure = /** @type {Error & { code?: string }} */ (error);
+  const failure = error as Error & { code?: string };
   if (failure instanceof UsageError || failure.code?.startsWith("ERR_PARSE_ARGS")) {
     process.stderr.write(`${failure.message.trimEnd()}\n`);
     process.exitCode = 2;

@@ -8,17 +8,25 @@
 // Authorization headers and WWW-Authenticate challenges pass through untouched: clients fetch tokens from the
 // registry's own token realm (or through the relay with --proxy-token). Location headers that point at the
 // registry are rewritten to point at the relay.
-import http from "node:http";
-import https from "node:https";
 import { once } from "node:events";
+import http, { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
-import { offsetOfRange } from "./http.mjs";
+import { offsetOfRange } from "./http.ts";
 
-/** @typedef {import("node:http").IncomingMessage} IncomingMessage */
-/** @typedef {import("node:http").ServerResponse} ServerResponse */
-/** @typedef {import("node:http").ClientRequest} ClientRequest */
-/** @typedef {import("node:http").OutgoingHttpHeaders} OutgoingHttpHeaders */
-/** @typedef {{ target: URL, chunkSize?: number, proxyToken?: boolean, log: (message: string) => void, verbose?: boolean }} RelayOptions */
+export interface RelayOptions {
+  target: URL;
+  chunkSize?: number | undefined;
+  proxyToken?: boolean;
+  log: (message: string) => void;
+  verbose?: boolean;
+}
+
+/** How a re-cut body went: where the upload is after it, or the registry's refusal (or the failure) to pass on. */
+type ChunkedResult =
+  | { ok: true; location: URL; last: IncomingMessage | null; sent: number; requests: number }
+  | { ok: false; response: IncomingMessage | null; error?: Error };
 
 export const RELAY_USAGE = `usage: edge-oci-registry relay --to URL [options]
 
@@ -40,40 +48,26 @@ const HOP_BY_HOP = new Set([
 /** Used until the registry has said its limit (each upload's POST response carries it): below any plan's cap. */
 const FALLBACK_CHUNK = 32 * 1024 * 1024;
 
-/**
- * A client's or the registry's headers without those that belong to one connection.
- * @param {import("node:http").IncomingHttpHeaders} headers
- * @param {string[]} [drop] more to leave out
- * @returns {OutgoingHttpHeaders}
- */
-function endToEnd(headers, drop = []) {
-  /** @type {OutgoingHttpHeaders} */
-  const kept = {};
+/** A client's or the registry's headers without those that belong to one connection (and those in `drop`). */
+function endToEnd(headers: IncomingHttpHeaders, drop: string[] = []): OutgoingHttpHeaders {
+  const kept: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value !== undefined && !HOP_BY_HOP.has(name) && !drop.includes(name)) kept[name] = value;
   }
   return kept;
 }
 
-/** @param {string} message */
-const ociError = (message) => JSON.stringify({ errors: [{ code: "UNKNOWN", message, detail: null }] });
+const ociError = (message: string): string => JSON.stringify({ errors: [{ code: "UNKNOWN", message, detail: null }] });
 
-/** @param {RelayOptions} options */
-export function createRelay({ target, chunkSize, proxyToken = false, log, verbose = false }) {
+export function createRelay({ target, chunkSize, proxyToken = false, log, verbose = false }: RelayOptions): http.Server {
   const transport = target.protocol === "https:" ? https : http;
   const agent = new transport.Agent({ keepAlive: true });
   /** The registry's OCI-Chunk-Max-Length, once seen. */
-  let advertised = /** @type {number | undefined} */ (undefined);
+  let advertised: number | undefined;
 
-  /**
-   * @param {string} method
-   * @param {URL} url
-   * @param {OutgoingHttpHeaders} headers
-   */
-  const open = (method, url, headers) => {
+  const open = (method: string, url: URL, headers: OutgoingHttpHeaders) => {
     const outgoing = transport.request(url, { method, headers: { ...headers, host: target.host }, agent });
-    /** @type {Promise<IncomingMessage>} */
-    const response = new Promise((resolve, reject) => {
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
       outgoing.once("response", resolve);
       outgoing.on("error", reject);
     });
@@ -81,18 +75,13 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
     return { outgoing, response };
   };
 
-  /** @param {IncomingMessage} response */
-  const learn = (response) => {
+  const learn = (response: IncomingMessage) => {
     const value = Number(response.headers["oci-chunk-max-length"]);
     if (Number.isSafeInteger(value) && value > 0) advertised = value;
   };
 
-  /**
-   * The registry's headers as the client should see them: its Locations and (optionally) token realm on the relay.
-   * @param {IncomingMessage} response
-   * @param {string} relayOrigin
-   */
-  const toClient = (response, relayOrigin) => {
+  /** The registry's headers as the client should see them: its Locations and (optionally) token realm on the relay. */
+  const toClient = (response: IncomingMessage, relayOrigin: string) => {
     const headers = endToEnd(response.headers);
     const location = response.headers.location;
     if (location && /^https?:\/\//i.test(location)) {
@@ -105,11 +94,10 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
   };
 
   /**
-   * The largest body the registry takes: the flag, what it advertised, or asked for with a throwaway upload.
-   * @param {string} repository
-   * @param {import("node:http").IncomingHttpHeaders} headers the client's (its Authorization)
+   * The largest body the registry takes: the flag, what it advertised, or asked for with a throwaway upload made
+   * with the client's `headers` (its Authorization).
    */
-  const limit = async (repository, headers) => {
+  const limit = async (repository: string, headers: IncomingHttpHeaders): Promise<number> => {
     if (chunkSize !== undefined) return chunkSize;
     if (advertised !== undefined) return advertised;
     const probe = open("POST", new URL(`/v2/${repository}/blobs/uploads/`, target), { ...credentialsOf(headers), "content-length": "0" });
@@ -129,12 +117,8 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
   /**
    * Streams the client's body to the registry as PATCH requests of at most `max` bytes each, each one sent as the
    * bytes arrive; the next starts when the registry has answered the previous one (at the Location it gave).
-   * @param {IncomingMessage} req
-   * @param {URL} location the upload
-   * @param {number} max
-   * @returns {Promise<{ ok: true, location: URL, last: IncomingMessage | null, sent: number, requests: number } | { ok: false, response: IncomingMessage | null, error?: Error }>}
    */
-  const patchInChunks = async (req, location, max) => {
+  const patchInChunks = async (req: IncomingMessage, location: URL, max: number): Promise<ChunkedResult> => {
     const declared = req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
     const clientRange = /^(\d+)-(\d+)$/.exec(req.headers["content-range"] ?? "");
     const base = endToEnd(req.headers, ["content-length", "content-range", "content-type"]);
@@ -142,34 +126,29 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
     let requests = 0;
     /** The upload's offset as the registry last reported it (known up front when the client said where it starts). */
     let offset = clientRange ? Number(clientRange[1]) : undefined;
-    /** @type {IncomingMessage | null} */
-    let last = null;
+    let last: IncomingMessage | null = null;
 
     /** A PATCH for the next at most `max` bytes, its body left open for them. */
     const start = () => {
       const length = declared === undefined ? undefined : Math.min(max, declared - sent);
-      /** @type {OutgoingHttpHeaders} */
-      const headers = { ...base, "content-type": "application/octet-stream" };
+      const headers: OutgoingHttpHeaders = { ...base, "content-type": "application/octet-stream" };
       if (length !== undefined) headers["content-length"] = String(length);
       if (length !== undefined && clientRange) {
         const first = Number(clientRange[1]) + sent;
         headers["content-range"] = `${first}-${first + length - 1}`;
       }
       requests += 1;
-      const chunk = { ...open("PATCH", location, headers), written: 0, size: length ?? max, refused: /** @type {IncomingMessage | null} */ (null) };
+      const chunk = { ...open("PATCH", location, headers), written: 0, size: length ?? max, refused: null as IncomingMessage | null };
       // The registry may refuse before reading the body (401, 413): stop feeding it.
       chunk.response.then((response) => {
         if (response.statusCode !== 202) chunk.refused = response;
       }, () => undefined);
       return chunk;
     };
-    /** @typedef {ReturnType<typeof start>} Chunk */
+    type Chunk = ReturnType<typeof start>;
 
-    /**
-     * Ends a PATCH and takes its answer: a refusal, or where the next one goes.
-     * @param {Chunk} chunk
-     */
-    const finish = async (chunk) => {
+    /** Ends a PATCH and takes its answer: a refusal, or where the next one goes. */
+    const finish = async (chunk: Chunk): Promise<IncomingMessage | null> => {
       chunk.outgoing.end();
       const answer = await chunk.response;
       if (answer.statusCode !== 202) return answer;
@@ -185,20 +164,17 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
       return null;
     };
 
-    /** @type {Chunk | null} */
-    let current = null;
-    /** @param {IncomingMessage} refused */
-    const refusal = (refused) => {
+    let current: Chunk | null = null;
+    const refusal = (refused: IncomingMessage) => {
       // Its connection goes once the refusal has been passed on.
       const outgoing = current?.outgoing;
       refused.once("end", () => outgoing?.destroy());
-      return /** @type {const} */ ({ ok: false, response: refused });
+      return { ok: false, response: refused } as const;
     };
     try {
       // Not destroyed on an early return: the client must still get the registry's answer.
       for await (const data of req.iterator({ destroyOnReturn: false })) {
-        /** @type {Buffer} */
-        let rest = data;
+        let rest: Buffer = data;
         while (rest.length > 0) {
           const chunk = (current ??= start());
           if (chunk.refused) return refusal(chunk.refused);
@@ -227,20 +203,15 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
     } catch (error) {
       const refused = current?.refused ?? null;
       if (!refused) current?.outgoing.destroy();
-      return { ok: false, response: refused, error: /** @type {Error} */ (error) };
+      return { ok: false, response: refused, error: error as Error };
     }
   };
 
   /**
-   * Re-cuts an upload body too large for one request.
-   * @param {IncomingMessage} req
-   * @param {ServerResponse} res
-   * @param {URL} url the client's request, aimed at the registry
-   * @param {string} repository
-   * @param {string} uploadId "" for a POST
-   * @param {string} relayOrigin
+   * Re-cuts an upload body too large for one request. `url` is the client's request, aimed at the registry;
+   * `uploadId` is "" for a POST. Whether it did (else the request is forwarded as it is).
    */
-  const recut = async (req, res, url, repository, uploadId, relayOrigin) => {
+  const recut = async (req: IncomingMessage, res: ServerResponse, url: URL, repository: string, uploadId: string, relayOrigin: string): Promise<boolean> => {
     const max = await limit(repository, req.headers);
     const declared = Number(req.headers["content-length"]);
     if (Number.isSafeInteger(declared) && declared <= max) return false;
@@ -285,13 +256,10 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
   };
 
   /**
-   * Sends the registry's answer on to the client, streaming its body.
-   * @param {ServerResponse} res
-   * @param {IncomingMessage} response
-   * @param {string} relayOrigin
-   * @param {boolean} [closing] the client's request body was not read to its end: close the connection after
+   * Sends the registry's answer on to the client, streaming its body. `closing`: the client's request body was not
+   * read to its end, so the connection is closed after.
    */
-  const reply = (res, response, relayOrigin, closing = false) => {
+  const reply = (res: ServerResponse, response: IncomingMessage, relayOrigin: string, closing = false) => {
     const headers = toClient(response, relayOrigin);
     if (closing) headers.connection = "close";
     res.writeHead(response.statusCode ?? 502, headers);
@@ -299,12 +267,7 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
     response.once("error", () => res.destroy());
   };
 
-  /**
-   * @param {ServerResponse} res
-   * @param {number} status
-   * @param {string} message
-   */
-  const fail = (res, status, message) => {
+  const fail = (res: ServerResponse, status: number, message: string) => {
     if (res.headersSent) {
       res.destroy();
       return;
@@ -313,14 +276,8 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
     res.end(ociError(message));
   };
 
-  /**
-   * Forwards a request as it is, streaming the body both ways.
-   * @param {IncomingMessage} req
-   * @param {ServerResponse} res
-   * @param {URL} url
-   * @param {string} relayOrigin
-   */
-  const forward = async (req, res, url, relayOrigin) => {
+  /** Forwards a request as it is, streaming the body both ways. */
+  const forward = async (req: IncomingMessage, res: ServerResponse, url: URL, relayOrigin: string) => {
     const { outgoing, response } = open(req.method ?? "GET", url, endToEnd(req.headers));
     req.pipe(outgoing);
     req.once("error", () => outgoing.destroy());
@@ -354,36 +311,28 @@ export function createRelay({ target, chunkSize, proxyToken = false, log, verbos
   });
 }
 
-/**
- * Resolves when a request's body may be written to again (or it is gone), leaving no listeners behind.
- * @param {ClientRequest} outgoing
- */
-function drained(outgoing) {
+/** Resolves when a request's body may be written to again (or it is gone), leaving no listeners behind. */
+function drained(outgoing: ClientRequest): Promise<void> {
   return new Promise((done) => {
     const settle = () => {
       outgoing.off("drain", settle);
       outgoing.off("close", settle);
-      done(undefined);
+      done();
     };
     outgoing.on("drain", settle);
     outgoing.on("close", settle);
   });
 }
 
-/**
- * The client's credentials, for requests the relay makes on its behalf.
- * @param {import("node:http").IncomingHttpHeaders} headers
- * @returns {OutgoingHttpHeaders}
- */
-function credentialsOf(headers) {
+/** The client's credentials, for requests the relay makes on its behalf. */
+function credentialsOf(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   return {
     ...(headers.authorization && { authorization: headers.authorization }),
     ...(headers["user-agent"] && { "user-agent": headers["user-agent"] }),
   };
 }
 
-/** @param {string[]} args */
-export async function relay(args) {
+export async function relay(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
@@ -408,7 +357,7 @@ export async function relay(args) {
   const listen = /^(.*):(\d+)$/.exec(values.listen);
   if (!listen) throw new Error(`--listen must be HOST:PORT, not ${values.listen}`);
   const quiet = values.quiet;
-  const log = (/** @type {string} */ message) => {
+  const log = (message: string) => {
     if (!quiet || message.includes("fail")) process.stderr.write(`${new Date().toISOString()} ${message}\n`);
   };
 
@@ -419,11 +368,11 @@ export async function relay(args) {
   const host = (listen[1] ?? "").replace(/^\[(.*)\]$/, "$1");
   server.listen(Number(listen[2]), host);
   await once(server, "listening");
-  const address = /** @type {import("node:net").AddressInfo} */ (server.address());
+  const address = server.address() as AddressInfo;
   const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
   process.stderr.write(`relay listening on http://${shown}:${address.port}, forwarding to ${target.origin}\n`);
   await new Promise((done) => {
-    for (const signal of /** @type {const} */ (["SIGINT", "SIGTERM"])) process.once(signal, done);
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, done);
   });
   server.close();
   server.closeAllConnections();

@@ -1,20 +1,15 @@
 // `edge-oci-registry push SOURCE DESTINATION`: pushes an image (or a multi-platform index) from an OCI layout, a
 // docker-archive or oci-archive tarball (or stdin), or another registry, in chunks the registry accepts.
 import { parseArgs } from "node:util";
-import { pushBlob } from "./blob-upload.mjs";
-import { credentialsFor } from "./credentials.mjs";
-import { discard, header } from "./http.mjs";
-import { referencesOf } from "./manifests.mjs";
-import { Progress, formatBytes, shortDigest } from "./progress.mjs";
-import { formatReference, parseReference } from "./reference.mjs";
-import { RegistryClient, fail } from "./registry-client.mjs";
-import { openSource } from "./sources/open-source.mjs";
-import { UploadState, defaultStateFile } from "./upload-state.mjs";
-
-/** @typedef {import("./manifests.mjs").Descriptor} Descriptor */
-/** @typedef {import("./manifests.mjs").Manifest} Manifest */
-/** @typedef {import("./blob-upload.mjs").BlobResult} BlobResult */
-/** @typedef {import("./sources/open-source.mjs").ImageSource} ImageSource */
+import { pushBlob, type UploadTarget } from "./blob-upload.ts";
+import { credentialsFor } from "./credentials.ts";
+import { discard, header } from "./http.ts";
+import { referencesOf, type Descriptor, type Manifest } from "./manifests.ts";
+import { Progress, formatBytes, shortDigest } from "./progress.ts";
+import { formatReference, parseReference } from "./reference.ts";
+import { RegistryClient, fail } from "./registry-client.ts";
+import { openSource, type ImageSource } from "./sources/open-source.ts";
+import { UploadState, defaultStateFile } from "./upload-state.ts";
 
 export const PUSH_USAGE = `usage: edge-oci-registry push [options] SOURCE DESTINATION
 
@@ -38,7 +33,7 @@ DESTINATION  [http://|https://]HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]   (https unl
   --quiet              no progress output
 `;
 
-const OPTIONS = /** @type {const} */ ({
+const OPTIONS = {
   image: { type: "string" },
   creds: { type: "string" },
   "src-creds": { type: "string" },
@@ -53,38 +48,25 @@ const OPTIONS = /** @type {const} */ ({
   verbose: { type: "boolean", default: false },
   quiet: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
-});
+} as const;
 
-/**
- * @param {string | undefined} text
- * @param {string} name
- * @param {number} min
- */
-function integer(text, name, min) {
+function integer(text: string | undefined, name: string, min: number): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text.replace(/_/g, ""));
   if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer of at least ${min}, not ${text}`);
   return value;
 }
 
-/**
- * Runs `work` over `items` with at most `limit` at a time; the first failure stops new work and is thrown.
- * @template T, R
- * @param {T[]} items
- * @param {number} limit
- * @param {(item: T) => Promise<R>} work
- * @returns {Promise<R[]>}
- */
-async function inParallel(items, limit, work) {
-  /** @type {R[]} */
-  const results = [];
+/** Runs `work` over `items` with at most `limit` at a time; the first failure stops new work and is thrown. */
+async function inParallel<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
   let next = 0;
   let failed = false;
   const worker = async () => {
     while (!failed && next < items.length) {
       const index = next++;
       try {
-        results[index] = await work(/** @type {T} */ (items[index]));
+        results[index] = await work(items[index] as T);
       } catch (error) {
         failed = true;
         throw error;
@@ -95,18 +77,11 @@ async function inParallel(items, limit, work) {
   return results;
 }
 
-/**
- * Every manifest below `root` (children before their parents) and every blob they refer to.
- * @param {ImageSource} source
- * @param {Manifest} root
- */
-async function walk(source, root) {
-  /** @type {Manifest[]} */
-  const children = [];
-  /** @type {Map<string, Descriptor>} */
-  const blobs = new Map();
-  /** @param {Manifest} manifest */
-  const visit = async (manifest) => {
+/** Every manifest below `root` (children before their parents) and every blob they refer to. */
+async function walk(source: ImageSource, root: Manifest): Promise<{ children: Manifest[]; blobs: Descriptor[] }> {
+  const children: Manifest[] = [];
+  const blobs = new Map<string, Descriptor>();
+  const visit = async (manifest: Manifest) => {
     const refs = referencesOf(manifest);
     for (const child of refs.children) {
       if (children.some((known) => known.digest === child.digest)) continue;
@@ -120,13 +95,8 @@ async function walk(source, root) {
   return { children, blobs: [...blobs.values()] };
 }
 
-/**
- * @param {RegistryClient} client
- * @param {string} repository
- * @param {string} reference tag or digest
- * @param {Manifest} manifest
- */
-async function putManifest(client, repository, reference, manifest) {
+/** `reference`: a tag or a digest. */
+async function putManifest(client: RegistryClient, repository: string, reference: string, manifest: Manifest): Promise<void> {
   const response = await client.request("PUT", `/v2/${repository}/manifests/${reference}`, {
     headers: { "Content-Type": manifest.mediaType, "Content-Length": String(manifest.bytes.length) },
     body: () => manifest.bytes,
@@ -137,8 +107,7 @@ async function putManifest(client, repository, reference, manifest) {
   if (digest && digest !== manifest.digest) throw new Error(`the registry stored manifest ${manifest.digest} as ${digest}`);
 }
 
-/** @param {string[]} args */
-export async function push(args) {
+export async function push(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
   if (values.help) {
     process.stdout.write(PUSH_USAGE);
@@ -174,7 +143,7 @@ export async function push(args) {
     const total = blobs.reduce((sum, blob) => sum + blob.size, 0);
     progress.log(`pushing ${source.description} to ${formatReference(destination)}: ${blobs.length} blobs, ${formatBytes(total)}`);
 
-    const target = {
+    const target: UploadTarget = {
       client,
       repository: destination.repository,
       chunkSize,

@@ -5,32 +5,27 @@
 // interrupted upload resumes from a file offset. (Gzipping while streaming would only make the digest known after
 // the whole layer is compressed: no skipping by HEAD, no resume.) Layers already gzip'd in the archive stay gzip'd.
 import { createHash } from "node:crypto";
-import { MediaTypes, sha256Digest } from "../manifests.mjs";
+import type { Readable } from "node:stream";
+import { MediaTypes, sha256Digest, type Descriptor, type Manifest } from "../manifests.ts";
+import type { Files } from "./oci-layout.ts";
 
-/** @typedef {import("../manifests.mjs").Descriptor} Descriptor */
-/** @typedef {import("../manifests.mjs").Manifest} Manifest */
-/** @typedef {import("./oci-layout.mjs").Files} Files */
-/** @typedef {{ Config: string, RepoTags?: string[] | null, Layers: string[] }} ArchiveEntry */
+interface ArchiveEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
 
 const CONTENT_ADDRESSED = /^blobs\/sha256\/([0-9a-f]{64})$/;
 
-/**
- * How a layer file is compressed, from its first bytes.
- * @param {Buffer} head
- */
-function compressionOf(head) {
+/** How a layer file is compressed, from its first bytes. */
+function compressionOf(head: Buffer): "gzip" | "zstd" | "none" {
   if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
   if (head.readUInt32LE(0) === 0xfd2fb528) return "zstd";
   return "none";
 }
 
-/**
- * @param {import("node:stream").Readable} stream
- * @param {number} limit
- */
-async function firstBytes(stream, limit) {
-  /** @type {Buffer[]} */
-  const parts = [];
+async function firstBytes(stream: Readable, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
     parts.push(chunk);
@@ -44,35 +39,32 @@ async function firstBytes(stream, limit) {
 }
 
 export class DockerArchiveSource {
-  /**
-   * @param {Files} files
-   * @param {string} description
-   * @param {string | undefined} image a RepoTag, or the entry's position in manifest.json (0, 1, …)
-   * @param {(message: string) => void} log
-   */
-  constructor(files, description, image, log) {
+  readonly files: Files;
+  readonly description: string;
+  readonly image: string | undefined;
+  readonly log: (message: string) => void;
+  /** digest → file in the archive */
+  readonly paths = new Map<string, string>();
+
+  /** `image`: a RepoTag, or the entry's position in manifest.json (0, 1, …). */
+  constructor(files: Files, description: string, image: string | undefined, log: (message: string) => void) {
     this.files = files;
     this.description = description;
     this.image = image;
     this.log = log;
-    /** @type {Map<string, string>} digest → file in the archive */
-    this.paths = new Map();
   }
 
-  /** @param {Files} files */
-  static async isArchive(files) {
+  static async isArchive(files: Files): Promise<boolean> {
     return files.has("manifest.json");
   }
 
-  /** @returns {Promise<ArchiveEntry>} */
-  async #entry() {
-    /** @type {ArchiveEntry[]} */
-    const entries = JSON.parse((await this.files.read("manifest.json")).toString("utf8"));
+  async #entry(): Promise<ArchiveEntry> {
+    const entries: ArchiveEntry[] = JSON.parse((await this.files.read("manifest.json")).toString("utf8"));
     if (!Array.isArray(entries) || entries.length === 0) throw new Error(`${this.description}: manifest.json lists no image`);
     const tags = entries.map((entry, i) => entry.RepoTags?.join(" ") || String(i)).join(", ");
     if (this.image === undefined) {
       if (entries.length > 1) throw new Error(`${this.description} holds ${entries.length} images (${tags}): choose one with --image`);
-      return /** @type {ArchiveEntry} */ (entries[0]);
+      return entries[0] as ArchiveEntry;
     }
     const wanted = this.image;
     const found = /^\d+$/.test(wanted)
@@ -82,11 +74,8 @@ export class DockerArchiveSource {
     return found;
   }
 
-  /**
-   * The digest of a layer file: from its name when the archive is content addressed, else by reading it.
-   * @param {string} path
-   */
-  async #digestOf(path) {
+  /** The digest of a layer file: from its name when the archive is content addressed, else by reading it. */
+  async #digestOf(path: string): Promise<string> {
     const named = CONTENT_ADDRESSED.exec(path);
     if (named) return `sha256:${named[1]}`;
     const hash = createHash("sha256");
@@ -94,21 +83,18 @@ export class DockerArchiveSource {
     return `sha256:${hash.digest("hex")}`;
   }
 
-  /** @returns {Promise<Manifest>} */
-  async root() {
+  async root(): Promise<Manifest> {
     const entry = await this.#entry();
     const configBytes = await this.files.read(entry.Config);
     const config = JSON.parse(configBytes.toString("utf8"));
-    /** @type {unknown[]} */
-    const diffIds = Array.isArray(config?.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
+    const diffIds: unknown[] = Array.isArray(config?.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
     if (diffIds.length !== entry.Layers.length) {
       throw new Error(`${this.description}: the config lists ${diffIds.length} layers, manifest.json ${entry.Layers.length}`);
     }
     const configDigest = sha256Digest(configBytes);
     this.paths.set(configDigest, entry.Config);
 
-    /** @type {Descriptor[]} */
-    const layers = [];
+    const layers: Descriptor[] = [];
     for (const [i, path] of entry.Layers.entries()) {
       const compression = compressionOf(await firstBytes(this.files.open(path, 0), 4));
       if (compression === "zstd") throw new Error(`${this.description}: ${path} is zstd-compressed, which Docker schema 2 cannot describe`);
@@ -132,16 +118,11 @@ export class DockerArchiveSource {
     return { mediaType: MediaTypes.dockerManifest, digest: sha256Digest(bytes), bytes };
   }
 
-  /** @returns {Promise<Manifest>} */
-  async manifest() {
+  async manifest(): Promise<Manifest> {
     throw new Error(`${this.description}: a docker archive holds single images, not indexes`);
   }
 
-  /**
-   * @param {Descriptor} blob
-   * @param {number} start
-   */
-  async openBlob(blob, start) {
+  async openBlob(blob: Descriptor, start: number): Promise<Readable> {
     const path = this.paths.get(blob.digest);
     if (!path) throw new Error(`${this.description} has no blob ${blob.digest}`);
     return this.files.open(path, start);

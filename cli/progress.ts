@@ -1,49 +1,59 @@
 // What a push shows while it runs: on a terminal, one bar per blob being uploaded, redrawn in place; otherwise
 // (CI logs, pipes) plain lines when a blob starts, is skipped, retries and finishes.
 
-/** @typedef {{ advance(bytes: number): void, set(bytes: number): void, note(message: string): void, done(message: string): void }} ProgressItem */
+export interface ProgressItem {
+  advance(bytes: number): void;
+  set(bytes: number): void;
+  note(message: string): void;
+  done(message: string): void;
+}
+
+interface Bar {
+  label: string;
+  total: number;
+  sent: number;
+  started: number;
+}
 
 const MiB = 1024 * 1024;
 const REDRAW_MS = 100;
 
-/** @param {number} bytes */
-export const formatBytes = (bytes) =>
+export const formatBytes = (bytes: number): string =>
   bytes >= 1024 * MiB ? `${(bytes / 1024 / MiB).toFixed(2)} GiB` : bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
-/** @param {string} digest */
-export const shortDigest = (digest) => digest.replace(/^sha256:/, "").slice(0, 12);
+export const shortDigest = (digest: string): string => digest.replace(/^sha256:/, "").slice(0, 12);
 
 export class Progress {
-  /**
-   * @param {{ stream?: NodeJS.WriteStream, tty?: boolean, quiet?: boolean, verbose?: boolean }} [options]
-   */
-  constructor({ stream = process.stderr, tty = Boolean(stream.isTTY), quiet = false, verbose = false } = {}) {
+  readonly stream: NodeJS.WriteStream;
+  readonly tty: boolean;
+  readonly quiet: boolean;
+  readonly verbose: boolean;
+  readonly active = new Set<Bar>();
+  drawn = 0;
+  timer: NodeJS.Timeout | null = null;
+
+  constructor({
+    stream = process.stderr,
+    tty = Boolean(stream.isTTY),
+    quiet = false,
+    verbose = false,
+  }: { stream?: NodeJS.WriteStream; tty?: boolean; quiet?: boolean; verbose?: boolean } = {}) {
     this.stream = stream;
     this.tty = tty && !quiet;
     this.quiet = quiet;
     this.verbose = verbose;
-    /** @type {Set<{ label: string, total: number, sent: number, started: number }>} */
-    this.active = new Set();
-    this.drawn = 0;
-    /** @type {NodeJS.Timeout | null} */
-    this.timer = null;
   }
 
-  /** @param {string} message */
-  log(message) {
+  log(message: string): void {
     if (this.quiet) return;
     if (this.tty) this.#clear();
     this.stream.write(`${message}\n`);
     if (this.tty) this.#draw();
   }
 
-  /**
-   * @param {string} label
-   * @param {number} total bytes
-   * @returns {ProgressItem}
-   */
-  item(label, total) {
-    const bar = { label, total, sent: 0, started: Date.now() };
+  /** A bar for `total` bytes. */
+  item(label: string, total: number): ProgressItem {
+    const bar: Bar = { label, total, sent: 0, started: Date.now() };
     this.active.add(bar);
     if (!this.tty) this.log(`${label}: uploading ${formatBytes(total)}`);
     this.#schedule();
@@ -66,13 +76,13 @@ export class Progress {
     };
   }
 
-  finish() {
+  finish(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.tty) this.#clear();
   }
 
-  #schedule() {
+  #schedule(): void {
     if (!this.tty || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = null;
@@ -82,12 +92,12 @@ export class Progress {
     this.timer.unref();
   }
 
-  #clear() {
+  #clear(): void {
     if (this.drawn > 0) this.stream.write(`\x1b[${this.drawn}A\x1b[0J`);
     this.drawn = 0;
   }
 
-  #draw() {
+  #draw(): void {
     const width = Math.max(10, Math.min(40, (this.stream.columns ?? 80) - 60));
     const lines = [];
     for (const bar of this.active) {

@@ -1,27 +1,28 @@
 // One HTTP request over node:http or node:https with a streamed body and a streamed response, for the push command
 // and the relay. fetch() is not used: it cannot send a body of known length without buffering or chunked encoding,
 // and the relay needs the raw response stream.
-import http from "node:http";
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import https from "node:https";
-
-/** @typedef {import("node:http").IncomingMessage} IncomingMessage */
-/** @typedef {import("node:http").OutgoingHttpHeaders} OutgoingHttpHeaders */
-/** @typedef {import("node:stream").Readable} Readable */
+import type { Readable } from "node:stream";
 
 const agents = {
   "http:": new http.Agent({ keepAlive: true, maxSockets: 16 }),
   "https:": new https.Agent({ keepAlive: true, maxSockets: 16 }),
 };
 
+export interface SendOptions {
+  method: string;
+  headers?: OutgoingHttpHeaders;
+  body?: Buffer | Readable | null;
+  signal?: AbortSignal;
+}
+
 /**
  * Sends a request and resolves with the response as soon as its head arrives (the body is left to the caller, who
  * must read or discard it). A stream body is piped with backpressure; when the server answers before reading it all
  * (413, 401), the rest of the body is not sent and the answer still resolves.
- * @param {URL} url
- * @param {{ method: string, headers?: OutgoingHttpHeaders, body?: Buffer | Readable | null, signal?: AbortSignal }} options
- * @returns {Promise<IncomingMessage>}
  */
-export function send(url, { method, headers = {}, body = null, signal }) {
+export function send(url: URL, { method, headers = {}, body = null, signal }: SendOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const transport = url.protocol === "https:" ? https : http;
     const agent = url.protocol === "https:" ? agents["https:"] : agents["http:"];
@@ -47,14 +48,9 @@ export function send(url, { method, headers = {}, body = null, signal }) {
   });
 }
 
-/**
- * Reads a (small) response body as text.
- * @param {IncomingMessage} response
- * @param {number} [limit] bytes kept; the rest is read and dropped
- */
-export async function readText(response, limit = 1 << 20) {
-  /** @type {Buffer[]} */
-  const parts = [];
+/** Reads a (small) response body as text, keeping `limit` bytes; the rest is read and dropped. */
+export async function readText(response: IncomingMessage, limit = 1 << 20): Promise<string> {
+  const parts: Buffer[] = [];
   let size = 0;
   for await (const chunk of response) {
     if (size < limit) parts.push(chunk);
@@ -63,21 +59,13 @@ export async function readText(response, limit = 1 << 20) {
   return Buffer.concat(parts).subarray(0, limit).toString("utf8");
 }
 
-/**
- * Throws the rest of a response body away so that its connection can be reused.
- * @param {IncomingMessage} response
- */
-export function discard(response) {
+/** Throws the rest of a response body away so that its connection can be reused. */
+export function discard(response: IncomingMessage): void {
   response.resume();
 }
 
-/**
- * A header's single value.
- * @param {IncomingMessage} response
- * @param {string} name lower case
- * @returns {string | undefined}
- */
-export function header(response, name) {
+/** A header's single value; `name` in lower case. */
+export function header(response: IncomingMessage, name: string): string | undefined {
   const value = response.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
@@ -85,15 +73,12 @@ export function header(response, name) {
 /**
  * The end of an upload's `Range: 0-<last>` header as the next offset to send (the registry says "0-0" for an empty
  * session as distribution does, which cannot be told from one byte; callers treat it as 0 and let a 416 correct them).
- * @param {string | undefined} range
- * @returns {number | undefined}
  */
-export function offsetOfRange(range) {
+export function offsetOfRange(range: string | undefined): number | undefined {
   const match = /^(?:bytes=)?0-(\d+)$/.exec(range?.trim() ?? "");
   if (!match) return undefined;
   const last = Number(match[1]);
   return last === 0 ? 0 : last + 1;
 }
 
-/** @param {number} ms */
-export const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
