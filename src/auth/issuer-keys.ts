@@ -96,14 +96,20 @@ export class IssuerKeys {
     throw new IssuerUnavailable(issuer, state.failure ?? "its keys could not be fetched");
   }
 
-  /** Fetches the key set again unless a fetch started within the cooldown (then waits for it if it is under way). */
+  /**
+   * Fetches the key set again unless a fetch started within the cooldown. A fetch under way is waited for instead, but
+   * no longer than it may take: the request that started it may be cancelled (its client went away), and its fetch
+   * and timers with it, leaving a promise that never settles.
+   */
   private async refresh(issuer: string, allowHttp: boolean): Promise<void> {
     const state = this.stateOf(issuer);
-    if (state.pending) return state.pending;
     const now = this.now();
+    // Discovery, then the key set, each within the timeout.
+    const deadline = state.attemptedAt + 2 * this.timeoutMs;
+    if (state.pending && now < deadline) return this.atMost(state.pending, deadline - now);
     if (now - state.attemptedAt < COOLDOWN_MS) return;
     state.attemptedAt = now;
-    state.pending = this.fetchKeySet(issuer, allowHttp)
+    const fetching: Promise<void> = this.fetchKeySet(issuer, allowHttp)
       .then((keySet) => {
         state.keys = { select: createLocalJWKSet(keySet), fetchedAt: this.now() };
         state.failure = null;
@@ -113,9 +119,16 @@ export class IssuerKeys {
         console.log(JSON.stringify({ event: "oidc-keys", issuer, result: "failed", reason: state.failure }));
       })
       .finally(() => {
-        state.pending = null;
+        if (state.pending === fetching) state.pending = null;
       });
-    return state.pending;
+    state.pending = fetching;
+    return fetching;
+  }
+
+  private async atMost(pending: Promise<void>, ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    await Promise.race([pending, new Promise<void>((done) => (timer = setTimeout(done, ms)))]);
+    clearTimeout(timer);
   }
 
   private stateOf(issuer: string): IssuerState {
@@ -145,7 +158,7 @@ export class IssuerKeys {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new Error(`its ${what} took longer than ${this.timeoutMs} ms`)), this.timeoutMs);
     try {
-      const response = await this.fetcher(url, { headers: { Accept: "application/json" }, redirect: "manual", signal: controller.signal });
+      const response = await this.withinTimeout(this.fetcher(url, { headers: { Accept: "application/json" }, redirect: "manual", signal: controller.signal }), controller.signal);
       if (response.status !== 200) {
         await response.body?.cancel();
         throw new Error(`its ${what} (${url.slice(0, 200)}) answered ${response.status}`);
@@ -164,7 +177,7 @@ export class IssuerKeys {
     }
   }
 
-  /** The read, or the abort's reason once the timeout fires (a body that stalls must not hold the login). */
+  /** The promise's value, or the abort's reason once the timeout fires (a fetch or body that stalls holds no login). */
   private withinTimeout<T>(read: Promise<T>, signal: AbortSignal): Promise<T> {
     return Promise.race([
       read,

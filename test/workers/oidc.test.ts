@@ -293,6 +293,32 @@ describe("fetching the issuer's keys", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it("gives up on an issuer whose answer never comes once the timeout passes", async () => {
+    const silent = new FakeIssuer(flaky.origin);
+    const keys = new IssuerKeys({ timeoutMs: 200, fetcher: () => new Promise<Response>(() => {}) });
+    await silent.newKey();
+    await expect(verifyOidcToken(parseConfig(oidcEnv as unknown as Env), await silent.sign(githubClaims("my-org/app")), keys)).rejects.toThrow(/took longer than 200 ms/);
+  });
+
+  it("stops waiting for a fetch another request started and never finished (that request was cancelled), and fetches anew", async () => {
+    const issuer = new FakeIssuer(flaky.origin);
+    await issuer.newKey();
+    let clock = Date.now();
+    let cancelled = true;
+    // While `cancelled`, fetches never settle, as those of a request whose client went away (its timers stop too).
+    const keys = new IssuerKeys({
+      timeoutMs: 60_000,
+      now: () => clock,
+      fetcher: (input, init) => (cancelled ? new Promise<Response>(() => {}) : Promise.resolve(issuer.app.fetch(new Request(input, init)))),
+    });
+    const config = parseConfig(oidcEnv as unknown as Env);
+    const token = await issuer.sign(githubClaims("my-org/app"));
+    void verifyOidcToken(config, token, keys);
+    cancelled = false;
+    clock += 121_000;
+    expect(await verifyOidcToken(config, token, keys)).toHaveProperty("credential");
+  });
+
   it("follows no redirect", async () => {
     const moved = new FakeIssuer(flaky.origin);
     moved.fault = "redirect";
