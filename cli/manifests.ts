@@ -1,19 +1,11 @@
-// The manifest media types a push walks, and what each manifest refers to: child manifests (an index or manifest
-// list) or blobs (an image's config and layers, an artifact's blobs).
+// What each manifest a push walks refers to: child manifests (an index or manifest list) or blobs (an image's config
+// and layers, an artifact's blobs). Media types and digest encodings are the registry's own (src/).
 import { createHash } from "node:crypto";
-
-export const MediaTypes = {
-  ociManifest: "application/vnd.oci.image.manifest.v1+json",
-  ociIndex: "application/vnd.oci.image.index.v1+json",
-  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
-  dockerList: "application/vnd.docker.distribution.manifest.list.v2+json",
-  dockerConfig: "application/vnd.docker.container.image.v1+json",
-  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar",
-  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
-};
+import { ENCODED } from "../src/grammar.ts";
+import { MANIFEST_MEDIA_TYPES, MediaTypes } from "../src/manifests/media-types.ts";
 
 /** What a registry is asked for when a manifest is fetched: every kind this tool can push. */
-export const MANIFEST_ACCEPT = [MediaTypes.ociIndex, MediaTypes.ociManifest, MediaTypes.dockerList, MediaTypes.dockerManifest].join(", ");
+export const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(", ");
 
 export interface Descriptor {
   mediaType: string;
@@ -29,12 +21,13 @@ export interface Manifest {
 
 export const sha256Digest = (bytes: Uint8Array): string => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** Whether `text` is a sha256 digest, the only algorithm this tool hashes. */
+export const isSha256Digest = (text: string): boolean => text.startsWith("sha256:") && ENCODED.sha256.test(text.slice("sha256:".length));
 
-/** Checks that a descriptor names a sha256 digest (the only algorithm this tool hashes) and a size. */
+/** Checks that a descriptor names a sha256 digest and a size. */
 export function descriptor(value: unknown, where: string): Descriptor {
   const d = value as Descriptor;
-  if (!d || typeof d.digest !== "string" || !DIGEST.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) {
+  if (!d || typeof d.digest !== "string" || !isSha256Digest(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) {
     throw new Error(`${where}: not a sha256 descriptor: ${JSON.stringify(value)?.slice(0, 200)}`);
   }
   return d;
@@ -51,7 +44,7 @@ export function mediaTypeOf(bytes: Buffer, declared: string | undefined): string
 /** What a manifest refers to. Blobs with `urls` (foreign layers) are not pushed, as docker and skopeo do. */
 export function referencesOf(manifest: Manifest): { children: Descriptor[]; blobs: Descriptor[] } {
   const parsed = JSON.parse(manifest.bytes.toString("utf8"));
-  if (manifest.mediaType === MediaTypes.ociIndex || manifest.mediaType === MediaTypes.dockerList) {
+  if (manifest.mediaType === MediaTypes.ociIndex || manifest.mediaType === MediaTypes.dockerManifestList) {
     const children = ((parsed.manifests ?? []) as unknown[]).map((child, i) => descriptor(child, `${manifest.digest} manifests[${i}]`));
     return { children, blobs: [] };
   }

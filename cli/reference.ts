@@ -1,5 +1,7 @@
 // Image references on the command line: [http(s)://]host[:port]/repository[:tag][@digest], as docker writes them,
-// with an optional scheme (https unless given, or unless --plain-http).
+// with an optional scheme (https unless given, or unless --plain-http). Names and tags follow the registry's grammar.
+import { isRepositoryName, isTag } from "../src/grammar.ts";
+import { isSha256Digest } from "./manifests.ts";
 
 export interface ImageReference {
   origin: URL;
@@ -7,10 +9,6 @@ export interface ImageReference {
   tag?: string;
   digest?: string;
 }
-
-const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 export function parseReference(text: string, { plainHttp = false }: { plainHttp?: boolean } = {}): ImageReference {
   const schemed = /^(https?):\/\/(.*)$/.exec(text);
@@ -25,16 +23,16 @@ export function parseReference(text: string, { plainHttp = false }: { plainHttp?
   if (at >= 0) {
     digest = name.slice(at + 1);
     name = name.slice(0, at);
-    if (!DIGEST.test(digest)) throw new Error(`${text}: ${digest} is not a sha256 digest`);
+    if (!isSha256Digest(digest)) throw new Error(`${text}: ${digest} is not a sha256 digest`);
   }
   let tag: string | undefined;
   const colon = name.lastIndexOf(":");
   if (colon > name.lastIndexOf("/")) {
     tag = name.slice(colon + 1);
     name = name.slice(0, colon);
-    if (!TAG.test(tag)) throw new Error(`${text}: ${tag} is not a valid tag`);
+    if (!isTag(tag)) throw new Error(`${text}: ${tag} is not a valid tag`);
   }
-  if (!REPOSITORY.test(name)) throw new Error(`${text}: ${name} is not a valid repository name`);
+  if (!isRepositoryName(name)) throw new Error(`${text}: ${name} is not a valid repository name`);
   return { origin: new URL(`${scheme}://${host}`), repository: name, ...(tag !== undefined && { tag }), ...(digest && { digest }) };
 }
 

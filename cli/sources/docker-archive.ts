@@ -6,7 +6,8 @@
 // the whole layer is compressed: no skipping by HEAD, no resume.) Layers already gzip'd in the archive stay gzip'd.
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
-import { MediaTypes, sha256Digest, type Descriptor, type Manifest } from "../manifests.ts";
+import { MediaTypes } from "../../src/manifests/media-types.ts";
+import { sha256Digest, type Descriptor, type Manifest } from "../manifests.ts";
 import type { Files } from "./oci-layout.ts";
 
 interface ArchiveEntry {
@@ -14,6 +15,13 @@ interface ArchiveEntry {
   RepoTags?: string[] | null;
   Layers: string[];
 }
+
+/** The types of what a docker archive holds besides the manifest (Docker image manifest v2 schema 2). */
+const DockerTypes = {
+  config: "application/vnd.docker.container.image.v1+json",
+  layer: "application/vnd.docker.image.rootfs.diff.tar",
+  layerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+};
 
 const CONTENT_ADDRESSED = /^blobs\/sha256\/([0-9a-f]{64})$/;
 
@@ -104,14 +112,14 @@ export class DockerArchiveSource {
         throw new Error(`${this.description}: ${path} hashes to ${digest} but the config's diff_id is ${diffIds[i]}: the archive is damaged`);
       }
       this.paths.set(digest, path);
-      const mediaType = compression === "gzip" ? MediaTypes.dockerLayerGzip : MediaTypes.dockerLayer;
+      const mediaType = compression === "gzip" ? DockerTypes.layerGzip : DockerTypes.layer;
       layers.push({ mediaType, digest, size: await this.files.size(path) });
     }
 
     const manifest = {
       schemaVersion: 2,
       mediaType: MediaTypes.dockerManifest,
-      config: { mediaType: MediaTypes.dockerConfig, digest: configDigest, size: configBytes.length },
+      config: { mediaType: DockerTypes.config, digest: configDigest, size: configBytes.length },
       layers,
     };
     const bytes = Buffer.from(JSON.stringify(manifest, null, 3));

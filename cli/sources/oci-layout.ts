@@ -1,7 +1,8 @@
 // An image in an OCI image layout (image-spec image-layout.md): a directory, or a tar of one (oci-archive, and what
 // `docker save` writes since Docker 25). index.json lists the images; blobs live under blobs/<algorithm>/<hex>.
 import type { Readable } from "node:stream";
-import { MediaTypes, descriptor, mediaTypeOf, sha256Digest, type Descriptor, type Manifest } from "../manifests.ts";
+import { MediaTypes } from "../../src/manifests/media-types.ts";
+import { descriptor, mediaTypeOf, sha256Digest, type Descriptor, type Manifest } from "../manifests.ts";
 import type { DirectoryFiles } from "./directory-files.ts";
 import type { TarFiles } from "./tar-files.ts";
 
