@@ -26,9 +26,10 @@ export class SearchService {
   constructor(private readonly db: RequestDatabase) {}
 
   /**
-   * Repositories whose name or latest manifest's annotations contain the query: exact names first, then prefixes,
-   * substrings, and description matches; with patterns, only repositories matching one (the caller's pull rights).
-   * A listing may lag a push by the replication delay.
+   * Repositories whose name contains the query, or whose latest manifest's annotations have a word starting with it:
+   * exact names first, then prefixes, substrings, and description matches; with patterns, only repositories matching
+   * one (the caller's pull rights). It reads the matches and the page, not the registry. A listing may lag a push by
+   * the replication delay.
    */
   async repositories(query: string, patterns: string[] | null, cursor: string | undefined, limit: number): Promise<Page<RepositoryHit>> {
     const found = await new SearchRecords(this.db.nearby).search(query, patterns, decodeCursor(cursor), limit + 1);

@@ -1,6 +1,7 @@
 // SQL for blobs and their links to repositories.
 import { RegistryError } from "../errors";
 import type { Database } from "./database";
+import { SearchRecords } from "./search-records";
 
 export interface BlobRecord {
   digest: string;
@@ -83,6 +84,7 @@ export class BlobRecords {
         .bind(repository, blob.digest, now),
       this.db.prepare("UPDATE blobs SET deleting_at = NULL WHERE digest = ? AND deleting_at IS NOT NULL").bind(blob.digest),
       this.db.prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ?").bind(blob.digest),
+      new SearchRecords(this.db).indexName(repository),
     ]);
     const row = winner?.results[0];
     if (!row) throw quotaExceeded(quota ?? 0, blob.size, await storageUsage(this.db));
@@ -111,6 +113,7 @@ export class BlobRecords {
         .bind(repository, blob.digest, blob.objectKey, now),
       this.db.prepare("UPDATE blobs SET deleting_at = NULL WHERE digest = ? AND object_key = ? AND deleting_at IS NOT NULL").bind(blob.digest, blob.objectKey),
       this.db.prepare("SELECT digest, size, object_key FROM blobs WHERE digest = ? AND object_key = ?").bind(blob.digest, blob.objectKey),
+      new SearchRecords(this.db).indexName(repository),
     ]);
     const row = linked?.results[0];
     return row ? toRecord(row) : null;

@@ -1,6 +1,8 @@
 // SQL for browsing and search: manifest summaries, repositories found by name or annotations, tags newest first.
-// The tables, and the views that define what their rows hold, are in migrations/0005_search.sql.
+// The tables, and the views that define what their rows hold, are in migrations/0005_search.sql and
+// 0010_search_terms.sql.
 import type { Database } from "./database";
+import { repositoriesMatching } from "./repository-patterns";
 
 /** How a repository matched a search, best first. */
 export const MATCHES = ["exact", "prefix", "substring", "description"] as const;
@@ -96,14 +98,24 @@ const toTag = (row: TagRow): TagRecord => ({
 });
 
 // Ranks a repository for query ?1 (lowercase): its name is the query, or ends with "/" and the query (0); starts
-// with it, or a path component does (1); contains it (2); its latest manifest's annotations contain it (3).
+// with it, or a path component does (1); contains it (2); its latest manifest's annotations contain it (3). Only
+// CANDIDATES are ranked, so annotations match where a word of them starts with the query.
 const RANK = `CASE
-  WHEN ?1 = '' THEN 0
   WHEN r.name = ?1 OR substr(r.name, -length(?1) - 1) = '/' || ?1 THEN 0
   WHEN substr(r.name, 1, length(?1)) = ?1 OR instr(r.name, '/' || ?1) > 0 THEN 1
   WHEN instr(r.name, ?1) > 0 THEN 2
   WHEN instr(s.search_text, ?1) > 0 THEN 3
 END`;
+
+// The repositories where query ?1 may match (migrations/0010_search_terms.sql): the entries starting with its first
+// 32 characters, as many rows as there are matches.
+const CANDIDATES = `SELECT DISTINCT repository AS name FROM search_terms
+  WHERE term >= substr(?1, 1, 32) AND term < substr(?1, 1, 32) || char(1114111)`;
+
+// A repository's row in a listing, from its search row.
+const LISTED = `r.name, 0 AS rank, s.description, s.tag, s.digest, s.pushed_at,
+  (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tag_count
+  FROM repositories r LEFT JOIN repository_search s ON s.repository = r.name`;
 
 const TAG_COLUMNS = `t.name, t.digest, m.media_type, m.artifact_type, t.updated_at AS pushed_at, s.content_size, s.platforms,
   p.pulls, p.last_pulled_at,
@@ -138,25 +150,52 @@ export class SearchRecords {
       .bind(repository, digest);
   }
 
+  /**
+   * Indexes a repository's name for search, once the repository exists: in the batches that make one (nothing when
+   * it was not made, or is indexed already).
+   */
+  indexName(repository: string): D1PreparedStatement {
+    return this.db
+      .prepare(
+        `INSERT OR IGNORE INTO search_terms (term, repository, source) SELECT term, repository, 0 FROM search_name_terms
+         WHERE repository = ?1 AND NOT EXISTS (SELECT 1 FROM search_terms WHERE term = substr(?1, 1, 32) AND repository = ?1 AND source = 0)`,
+      )
+      .bind(repository);
+  }
+
   /** Brings a repository's search row in line with its tags: after any statement that adds, moves or deletes one. */
   refresh(repository: string): D1PreparedStatement[] {
     return [
       this.db.prepare("DELETE FROM repository_search WHERE repository = ?").bind(repository),
       this.db.prepare("INSERT INTO repository_search SELECT * FROM repository_latest WHERE repository = ?").bind(repository),
+      // A push with a tag may be what made the repository.
+      this.indexName(repository),
+      // The annotations' entries that went, then those that came: a push that changes little writes little.
+      this.db
+        .prepare(
+          `DELETE FROM search_terms WHERE source = 1 AND repository = ?1
+             AND term NOT IN (SELECT term FROM search_annotation_terms WHERE repository = ?1)`,
+        )
+        .bind(repository),
+      this.db
+        .prepare("INSERT OR IGNORE INTO search_terms (term, repository, source) SELECT term, repository, 1 FROM search_annotation_terms WHERE repository = ?1")
+        .bind(repository),
     ];
   }
 
   /**
    * Repositories matching `query` (lowercase; empty matches all), best match first then by name, after `after`
-   * (rank and name of the last one shown); with patterns (GLOB, `*` only), only those matching one of them.
+   * (rank and name of the last one shown); with patterns (GLOB, `*` only), only those matching one of them. A query
+   * reads the repositories it may match (found in search_terms), a listing the page (a seek per pattern).
    */
   async search(query: string, patterns: string[] | null, after: After | null, limit: number): Promise<RepositoryRecord[]> {
+    if (query === "") return this.list(patterns, after?.name ?? "", limit);
     const { results } = await this.db
       .prepare(
         `SELECT f.*, (SELECT COUNT(*) FROM tags t WHERE t.repository = f.name) AS tag_count FROM (
            SELECT * FROM (
              SELECT r.name, ${RANK} AS rank, s.description, s.tag, s.digest, s.pushed_at
-             FROM repositories r LEFT JOIN repository_search s ON s.repository = r.name
+             FROM (${CANDIDATES}) r LEFT JOIN repository_search s ON s.repository = r.name
              WHERE ?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(?2) p WHERE r.name GLOB p.value))
            WHERE rank IS NOT NULL AND (rank > ?3 OR (rank = ?3 AND name > ?4))
            ORDER BY rank, name LIMIT ?5) f
@@ -167,15 +206,23 @@ export class SearchRecords {
     return results.map(toRepository);
   }
 
+  /** Repositories by name after `after` (with patterns, those matching one), at most `limit`. */
+  private async list(patterns: string[] | null, after: string, limit: number): Promise<RepositoryRecord[]> {
+    if (patterns === null) {
+      const { results } = await this.db.prepare(`SELECT ${LISTED} WHERE r.name > ?1 ORDER BY r.name LIMIT ?2`).bind(after, limit).all<RepositoryRow>();
+      return results.map(toRepository);
+    }
+    const names = await repositoriesMatching(this.db, patterns, after, limit);
+    if (names.length === 0) return [];
+    const { results } = await this.db
+      .prepare(`SELECT ${LISTED} WHERE r.name IN (SELECT value FROM json_each(?1)) ORDER BY r.name`)
+      .bind(JSON.stringify(names))
+      .all<RepositoryRow>();
+    return results.map(toRepository);
+  }
+
   async repository(name: string): Promise<RepositoryRecord | null> {
-    const row = await this.db
-      .prepare(
-        `SELECT r.name, 0 AS rank, s.description, s.tag, s.digest, s.pushed_at,
-           (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tag_count
-         FROM repositories r LEFT JOIN repository_search s ON s.repository = r.name WHERE r.name = ?`,
-      )
-      .bind(name)
-      .first<RepositoryRow>();
+    const row = await this.db.prepare(`SELECT ${LISTED} WHERE r.name = ?`).bind(name).first<RepositoryRow>();
     return row ? toRepository(row) : null;
   }
 
