@@ -1,11 +1,16 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Budget } from "../../src/gc/budget";
+import { applyRetention, RetentionRules } from "../../src/gc/retention";
 import worker from "../../src/index";
 import { ORIGIN, pushBlob, pushImage, pushManifest, randomBytes, sha256 } from "./helpers";
+import { basic, createToken } from "./token-auth";
 
 // Cost is part of correctness: a hot path reads and writes the same number of D1 rows whatever the registry's size.
 // D1's own meta (rows_read, rows_written) of every statement a request runs is added up, with 1,000 other
 // repositories (a manifest and a tag each, named to sort both before and after the ones measured) and with 10,000.
+// Searches, catalogs a token narrows to some repositories, and retention passes too: they read their matches and
+// their page (or pass), not the registry.
 const SIZES = [1_000, 10_000];
 
 interface Counts {
@@ -65,10 +70,10 @@ function counted(db: D1Database, counts: Counts): D1Database {
 }
 const RAW = Symbol("raw statement");
 
-async function measure(path: string, init: RequestInit = {}): Promise<Counts & { status: number }> {
+async function measure(path: string, init: RequestInit = {}, settings: object = {}): Promise<Counts & { status: number }> {
   const counts: Counts = { queries: 0, rowsRead: 0, rowsWritten: 0 };
   const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, DB: counted(env.DB, counts) }, ctx);
+  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...settings, DB: counted(env.DB, counts) }, ctx);
   await response.arrayBuffer();
   await waitOnExecutionContext(ctx);
   return { ...counts, status: response.status };
@@ -87,17 +92,55 @@ async function seed(from: number, total: number) {
       `${numbers} INSERT INTO manifests (repository, digest, media_type, size, body, created_at) SELECT ${name}, ?1, 'application/vnd.oci.image.manifest.v1+json', length(?2), ?2, 0 FROM n`,
     ).bind(digest, manifest),
     env.DB.prepare(`${numbers} INSERT INTO tags (repository, name, digest, updated_at) SELECT ${name}, 'latest', ?1, 0 FROM n`).bind(digest),
-    env.DB.prepare(`${numbers} INSERT INTO repository_search (repository, tag, digest, pushed_at, description, search_text) SELECT ${name}, 'latest', ?1, 0, NULL, '' FROM n`).bind(digest),
+    env.DB.prepare(`${numbers} INSERT INTO repository_search (repository, tag, digest, pushed_at, description, search_text) SELECT ${name}, 'latest', ?1, 0, 'Seeded', 'seeded,an image among many' FROM n`).bind(digest),
+    // Their search entries, as a push makes them.
+    env.DB.prepare(`${numbers} INSERT INTO search_terms (term, repository, source) SELECT t.term, t.repository, 0 FROM n JOIN search_name_terms t ON t.repository = ${name}`),
+    env.DB.prepare(`${numbers} INSERT INTO search_terms (term, repository, source) SELECT t.term, t.repository, 1 FROM n JOIN search_annotation_terms t ON t.repository = ${name}`),
   ]);
 }
 
+/** A retention pass (a dry run: each starts where the first would) with the counted binding. */
+async function measureRetention(): Promise<Counts & { status: number }> {
+  const counts: Counts = { queries: 0, rowsRead: 0, rowsWritten: 0 };
+  await applyRetention(counted(env.DB, counts), RETENTION, [], { dryRun: true, limit: 50, now: Date.now(), budget: new Budget(30) });
+  return { ...counts, status: 200 };
+}
+
+// Rules over a few repositories of their own, and over the whole registry (bounded by the limit and the budget).
+const RETENTION = RetentionRules.parse(
+  JSON.stringify([
+    { repositories: "retained/*", keepLastTags: 1, untaggedDays: 1 },
+    { repositories: "*", untaggedDays: 1 },
+    { repositories: "*", keepLastTags: 1 },
+  ]),
+);
+
+// Token authentication with browse/* public: what an anonymous visitor sees, and a token that may pull hidden/* too.
+const TOKEN_AUTH = { AUTH_MODE: "token", PUBLIC_REPOSITORIES: "browse/*" };
+let scoped: string;
+
 let image: Awaited<ReturnType<typeof pushImage>>;
 let pushes = 0;
+// Fixed width: a new repository's name is indexed for search, an entry per character.
+const counter = () => String(++pushes).padStart(4, "0");
 let digest: string;
 
 beforeAll(async () => {
   image = await pushImage("cost/app", [1000, 2000, 3000]);
   digest = await pushManifest("cost/app", "v1", image);
+  // Two tags and an untagged manifest each, long ago.
+  for (const repository of ["retained/one", "retained/two"]) {
+    for (const tag of ["a", "b"]) await pushManifest(repository, tag, await pushImage(repository, [100]));
+    const untagged = JSON.stringify(await pushImage(repository, [200]));
+    await pushManifest(repository, await sha256(untagged), untagged);
+  }
+  await env.DB.prepare("UPDATE manifests SET created_at = 0 WHERE repository GLOB 'retained/*'").run();
+  // Found by their description ("browsable"), and a private one by its name.
+  for (const repository of ["browse/one", "browse/two", "hidden/browsable"]) {
+    const annotations = { "org.opencontainers.image.description": "A browsable image" };
+    await pushManifest(repository, "latest", { ...(await pushImage(repository, [100])), annotations });
+  }
+  scoped = (await createToken("cost-scoped", [{ repository: "hidden/*", actions: ["pull"] }])).token;
 });
 
 /** The hot paths: each a function so that it can be run at both sizes (pushes push something new each time). */
@@ -110,13 +153,29 @@ const HOT_PATHS: Record<string, () => Promise<Counts & { status: number }>> = {
   "tags list page": () => measure("/v2/cost/app/tags/list?n=10"),
   "referrers": () => measure(`/v2/cost/app/referrers/${digest}`),
   "catalog page": () => measure("/v2/_catalog?n=50&last=cost/app"),
+  "catalog page (scoped)": () => measure("/v2/_catalog?n=50", { headers: { Authorization: basic(scoped) } }, TOKEN_AUTH),
+  "search by name": () => measure("/api/search?q=browse"),
+  "search (anonymous)": () => measure("/api/search?q=browsable", {}, TOKEN_AUTH),
+  "search (scoped)": () => measure("/api/search?q=browsable", { headers: { Authorization: basic(scoped) } }, TOKEN_AUTH),
+  "search listing": () => measure("/api/search?n=25"),
+  "search listing (anonymous)": () => measure("/api/search?n=25", {}, TOKEN_AUTH),
+  "retention pass (dry run)": measureRetention,
   "blob push (monolithic)": async () => {
     const bytes = randomBytes(500);
-    return measure(`/v2/cost/blob-push-${++pushes}/blobs/uploads/?digest=${await sha256(bytes)}`, { method: "POST", body: bytes, headers: { "Content-Length": "500" } });
+    return measure(`/v2/cost/blob-push-${counter()}/blobs/uploads/?digest=${await sha256(bytes)}`, { method: "POST", body: bytes, headers: { "Content-Length": "500" } });
+  },
+  "blob push (known repository)": async () => {
+    const bytes = randomBytes(500);
+    return measure(`/v2/cost/annotated/blobs/uploads/?digest=${await sha256(bytes)}`, { method: "POST", body: bytes, headers: { "Content-Length": "500" } });
+  },
+  "manifest PUT, annotated": async () => {
+    // The same tag moved to a new image whose annotations differ in their version only: few search entries change.
+    const pushed = { ...(await pushImage("cost/annotated", [600])), annotations: { "org.opencontainers.image.description": "The app", "org.opencontainers.image.version": `1.${counter()}` } };
+    return measure("/v2/cost/annotated/manifests/latest", { method: "PUT", headers: { "Content-Type": pushed.mediaType }, body: JSON.stringify(pushed) });
   },
   "manifest PUT with a tag": async () => {
     // Each push goes to a new repository of its own, so that every measured request finds the same state around it.
-    const repository = `cost/manifest-push-${++pushes}`;
+    const repository = `cost/manifest-push-${counter()}`;
     const pushed = await pushImage(repository, [700]);
     return measure(`/v2/${repository}/manifests/latest`, { method: "PUT", headers: { "Content-Type": pushed.mediaType }, body: JSON.stringify(pushed) });
   },
@@ -136,7 +195,7 @@ describe("the cost of a hot path does not grow with the registry", () => {
       measured.push(counts);
     }
     const [small, large] = measured as [Record<string, Counts & { status: number }>, Record<string, Counts & { status: number }>];
-    const table = Object.keys(HOT_PATHS).map((name) => `${name.padEnd(26)} ${JSON.stringify(small[name])} | ${JSON.stringify(large[name])}`);
+    const table = Object.keys(HOT_PATHS).map((name) => `${name.padEnd(28)} ${JSON.stringify(small[name])} | ${JSON.stringify(large[name])}`);
     console.info(`D1 per request (${SIZES.join(" | ")} other repositories):\n${table.join("\n")}`);
     for (const name of Object.keys(HOT_PATHS)) {
       expect(small[name]!.status, name).toBeLessThan(300);
