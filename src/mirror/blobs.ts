@@ -6,6 +6,7 @@ import type { ByteRange } from "../ranges";
 import type { ParsedDigest } from "../references";
 import { BlobService, type OpenedBlob } from "../services/blobs";
 import { BlobRecords, type BlobRecord } from "../storage/blob-records";
+import { MirrorContentRecords } from "../storage/mirror-records";
 import { blobKey, checksumOption } from "../storage/objects";
 import { FetchLease, upstreamFailure } from "./blob-fetch";
 import type { MirrorTarget } from "./config";
@@ -49,7 +50,10 @@ export class MirrorBlobService extends BlobService {
       // The upstream vouches that this repository holds the blob: bytes stored for another repository will do.
       const stored = await this.blobRecords.findStored(digest.digest);
       const linked = stored && (await this.blobRecords.link(repository, stored));
-      if (linked) return this.served("revalidated", linked);
+      if (linked) {
+        await this.counted(repository, linked);
+        return this.served("revalidated", linked);
+      }
       const size = Number(head.headers.get("Content-Length"));
       if (!Number.isSafeInteger(size) || size < 0) throw new UpstreamError(502, "the upstream gave no blob size");
       this.remote.set(digest.digest, { repository, digest });
@@ -154,6 +158,7 @@ export class MirrorBlobService extends BlobService {
       throw error;
     }
     if (winner.objectKey !== record.objectKey) await this.mirrorEnv.BLOBS.delete(record.objectKey);
+    await this.counted(repository, winner);
   }
 
   /** Another request is downloading the blob: this one streams it from upstream too, checking its digest, storing nothing. */
@@ -181,7 +186,14 @@ export class MirrorBlobService extends BlobService {
 
   private async linkStored(repository: string, digest: ParsedDigest): Promise<BlobRecord | null> {
     const stored = await this.blobRecords.findStored(digest.digest);
-    return stored && (await this.blobRecords.link(repository, stored));
+    const linked = stored && (await this.blobRecords.link(repository, stored));
+    if (linked) await this.counted(repository, linked);
+    return linked;
+  }
+
+  /** A blob just linked here counts toward the mirror's maxBytes, for the mirrored manifests that reference it. */
+  private counted(repository: string, record: BlobRecord): Promise<void> {
+    return new MirrorContentRecords(this.mirrorEnv.DB).addBlob(this.target.mirror.prefix, repository, record.digest, record.size);
   }
 
   private served(status: "hit" | "revalidated", record: BlobRecord): BlobRecord {

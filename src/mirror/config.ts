@@ -5,7 +5,7 @@ import { isRepositoryName, isTag } from "../references";
 // A repository to keep warm, named as clients name it under the mirror (e.g. "alpine" or "grafana/grafana"): the
 // listed tags, and/or the newest maxTags of the upstream's tags matching tagPattern.
 const PrewarmImage = z
-  .object({
+  .strictObject({
     repository: z.string().refine(isRepositoryName, "a repository name such as alpine or grafana/grafana"),
     tags: z.array(z.string().refine(isTag, "a tag")).default([]),
     tagPattern: RegularExpression.optional(),
@@ -13,7 +13,7 @@ const PrewarmImage = z
   })
   .refine((image) => image.tags.length > 0 || image.tagPattern !== undefined, "give tags, a tagPattern or both");
 
-const Prewarm = z.object({
+const Prewarm = z.strictObject({
   images: z.array(PrewarmImage).min(1).max(100),
   /** Which platforms of a multi-platform image are fetched (os/architecture[/variant]). */
   platforms: z.array(z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/, "os/architecture, e.g. linux/amd64")).min(1).default(["linux/amd64"]),
@@ -25,7 +25,8 @@ const Prewarm = z.object({
 //   [{"prefix": "hub", "upstream": "https://registry-1.docker.io"},
 //    {"prefix": "ghcr", "upstream": "https://ghcr.io", "username": "me", "passwordSecret": "MIRROR_GHCR_TOKEN"}]
 // prefix "" mirrors every repository (a dedicated mirror for the docker daemon's `registry-mirrors`).
-export const Mirror = z.object({
+// Strict: a misspelt field (max_bytes) is an error at startup, not a setting silently ignored.
+export const Mirror = z.strictObject({
   prefix: z.union([z.literal(""), z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, "a single lowercase name component")]),
   upstream: z.url({ protocol: /^https?$/ }).transform((url) => url.replace(/\/+$/, "")),
   /** Single names map to library/<name>, as on Docker Hub; defaults to true for Docker Hub. */
@@ -63,7 +64,28 @@ export const Mirror = z.object({
 });
 export type Mirror = z.infer<typeof Mirror>;
 
-export const Mirrors = jsonList(Mirror).refine((mirrors) => new Set(mirrors.map((m) => m.prefix)).size === mirrors.length, "two mirrors have the same prefix");
+export const Mirrors = jsonList(Mirror)
+  .refine((mirrors) => new Set(mirrors.map((m) => m.prefix)).size === mirrors.length, "two mirrors have the same prefix")
+  .superRefine((mirrors, context) => {
+    // A "" mirror's prewarm must not name a repository another mirror's prefix serves (it would be stored there).
+    for (const [index, mirror] of mirrors.entries()) {
+      for (const image of mirror.prewarm?.images ?? []) {
+        const servedBy = mirrorFor(mirrors, localName(mirror, image.repository))?.mirror;
+        if (servedBy !== mirror) {
+          context.addIssue({
+            code: "custom",
+            path: [index, "prewarm", "images", image.repository],
+            message: `${localName(mirror, image.repository)} is served by the mirror "${servedBy?.prefix}", not this one`,
+          });
+        }
+      }
+    }
+  });
+
+/** A repository's local name under a mirror: as clients name it, after the mirror's prefix. */
+export function localName(mirror: Mirror, repository: string): string {
+  return mirror.prefix === "" ? repository : `${mirror.prefix}/${repository}`;
+}
 
 const DOCKER_HUB = /^https:\/\/(registry-1\.)?docker\.io$/;
 

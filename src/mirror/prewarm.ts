@@ -4,12 +4,15 @@ import { RegistryError } from "../errors";
 import { isNonDistributable, type Descriptor } from "../manifests/schema";
 import { parseDigest, type ParsedDigest } from "../references";
 import { MirrorContentRecords, PrewarmRecords, type PrewarmState } from "../storage/mirror-records";
-import { mirrorFor, type Mirror } from "./config";
+import { localName, mirrorFor, type Mirror } from "./config";
 import { mirrorServices } from "./middleware";
+import { UpstreamError } from "./upstream";
 
 // The upstream's tag list is read at most this many pages of 1,000 per pattern and pass.
 const TAG_PAGES = 10;
 const TAG_PAGE = 1000;
+// No tag is started this long after a pass began (a cron invocation may run 15 minutes).
+const PASS_MS = 10 * 60_000;
 
 export interface PrewarmReport {
   prefix: string;
@@ -29,10 +32,20 @@ export interface PrewarmReport {
 export async function prewarmMirrors(env: Env, waiter: Waiter): Promise<PrewarmReport[]> {
   const config = configOf(env);
   const reports: PrewarmReport[] = [];
+  // A cron invocation has 15 minutes of wall time: no tag is started past this, whatever is left.
+  const deadline = Date.now() + PASS_MS;
   for (const mirror of config.MIRRORS) {
     if (!mirror.prewarm) continue;
     const started = Date.now();
-    const report = await prewarmMirror(env, mirror, waiter, config.LOG_REQUESTS);
+    let report: PrewarmReport;
+    try {
+      report = await prewarmMirror(env, mirror, waiter, config.LOG_REQUESTS, deadline);
+    } catch (error) {
+      // One mirror's failure (D1 unavailable) does not stop the others.
+      console.error(JSON.stringify({ event: "mirror-prewarm-failed", prefix: mirror.prefix, error: reasonOf(error) }));
+      continue;
+    }
+    const usage = mirror.maxBytes === undefined ? null : await new MirrorContentRecords(env.DB).usage(mirror.prefix);
     console.log(
       JSON.stringify({
         event: "mirror-prewarm",
@@ -42,6 +55,8 @@ export async function prewarmMirrors(env: Env, waiter: Waiter): Promise<PrewarmR
         failed: report.refreshed.filter((state) => state.status === "failed").length + report.failedPatterns.length,
         fetchedBytes: report.refreshed.reduce((sum, state) => sum + state.fetchedBytes, 0),
         durationMs: Date.now() - started,
+        // Eviction and pre-warming would undo each other every pass: the prewarm set is larger than maxBytes.
+        ...(usage && usage.bytes > mirror.maxBytes! && { warning: `holds ${usage.bytes} bytes, over maxBytes ${mirror.maxBytes}: raise maxBytes or warm fewer tags` }),
       }),
     );
     reports.push(report);
@@ -55,13 +70,13 @@ export async function prewarmStatus(db: D1Database, mirrors: Mirror[]): Promise<
   return Promise.all(mirrors.filter((mirror) => mirror.prewarm).map(async (mirror) => ({ prefix: mirror.prefix, tags: await records.list(mirror.prefix) })));
 }
 
-async function prewarmMirror(env: Env, mirror: Mirror, waiter: Waiter, log: boolean): Promise<PrewarmReport> {
+async function prewarmMirror(env: Env, mirror: Mirror, waiter: Waiter, log: boolean, deadline: number): Promise<PrewarmReport> {
   const settings = mirror.prewarm!;
   const records = new PrewarmRecords(env.DB);
   const report: PrewarmReport = { prefix: mirror.prefix, targets: 0, refreshed: [], failedPatterns: [] };
   const targets: { repository: string; tag: string }[] = [];
   for (const image of settings.images) {
-    const repository = mirror.prefix === "" ? image.repository : `${mirror.prefix}/${image.repository}`;
+    const repository = localName(mirror, image.repository);
     const tags = new Set(image.tags);
     if (image.tagPattern !== undefined) {
       try {
@@ -73,6 +88,8 @@ async function prewarmMirror(env: Env, mirror: Mirror, waiter: Waiter, log: bool
     for (const tag of tags) targets.push({ repository, tag });
   }
   report.targets = targets.length;
+  // Tags no longer configured (or no longer the newest of their pattern) are forgotten, unless a pattern could not be read.
+  if (report.failedPatterns.length === 0) await records.keepOnly(mirror.prefix, targets);
 
   const attempted = new Map((await records.list(mirror.prefix)).map((state) => [`${state.repository}:${state.tag}`, state.attemptedAt]));
   const due = targets
@@ -80,6 +97,9 @@ async function prewarmMirror(env: Env, mirror: Mirror, waiter: Waiter, log: bool
     .sort((a, b) => a.attemptedAt - b.attemptedAt)
     .slice(0, settings.tagsPerRun);
   for (const { repository, tag } of due) {
+    if (Date.now() > deadline) break;
+    // Recorded first: a tag whose refresh the platform cuts off goes to the back of the queue, not the front.
+    await records.save(mirror.prefix, { repository, tag, attemptedAt: Date.now(), status: "failed", digest: null, fetchedBytes: 0, detail: "interrupted: the pass ended before this tag was refreshed" });
     const state = await warm(env, mirror, repository, tag, settings.platforms, log);
     await records.save(mirror.prefix, state);
     report.refreshed.push(state);
@@ -89,11 +109,13 @@ async function prewarmMirror(env: Env, mirror: Mirror, waiter: Waiter, log: bool
 
 /** The newest `max` of the upstream's tags that match, highest version first (numbers compared as numbers). */
 async function matchingTags(env: Env, mirror: Mirror, repository: string, pattern: RegExp, max: number, waiter: Waiter, log: boolean): Promise<string[]> {
-  const { manifests } = mirrorServices(env, mirrorFor([mirror], repository)!, waiter, log);
+  const { manifests, report } = mirrorServices(env, mirrorFor([mirror], repository)!, waiter, log);
   const matches: string[] = [];
   let last: string | null = null;
   for (let page = 0; page < TAG_PAGES; page++) {
     const tags = await manifests.tags(repository, TAG_PAGE, last);
+    // The mirror answers with the local list when the upstream fails; a pattern needs the upstream's.
+    if (report.status === "stale") throw new UpstreamError(502, "the upstream's tag list could not be read");
     matches.push(...tags.filter((tag) => pattern.test(tag)));
     if (tags.length < TAG_PAGE) break;
     last = tags.at(-1)!;
@@ -109,20 +131,25 @@ async function warm(env: Env, mirror: Mirror, repository: string, tag: string, p
   const attemptedAt = Date.now();
   const pending: Promise<unknown>[] = [];
   const waiter: Waiter = { waitUntil: (promise) => void pending.push(promise) };
-  const { manifests, blobs } = mirrorServices(env, mirrorFor([mirror], repository)!, waiter, log);
+  const { manifests, blobs, report } = mirrorServices(env, mirrorFor([mirror], repository)!, waiter, log);
   let digest: string | null = null;
   let fetchedBytes = 0;
   try {
     const top = await manifests.resolve(repository, { tag });
+    // Served from the local copy because the upstream failed: not refreshed.
+    if (report.status === "stale") throw new UpstreamError(502, "the upstream could not be asked; the stored copy is unchanged");
     digest = top.record.digest;
     const warmed = [{ repository, digest }];
     const images: Descriptor[][] = [];
     const parsed = JSON.parse(await new Response(await top.body()).text()) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
     if (parsed.manifests) {
-      for (const child of parsed.manifests.filter((entry) => platforms.some((platform) => isPlatform(entry, platform)))) {
+      const children = parsed.manifests.filter((entry) => platforms.some((platform) => isPlatform(entry, platform)));
+      if (children.length === 0) throw new RegistryError("MANIFEST_UNKNOWN", { upstream: `no image in the index for ${platforms.join(", ")} (prewarm.platforms)` });
+      for (const child of children) {
         const image = await manifests.resolve(repository, { digest: parseDigest(child.digest) });
         warmed.push({ repository, digest: child.digest });
-        const body = JSON.parse(await new Response(await image.body()).text()) as { config?: Descriptor; layers?: Descriptor[] };
+        const body = JSON.parse(await new Response(await image.body()).text()) as { manifests?: unknown; config?: Descriptor; layers?: Descriptor[] };
+        if (body.manifests) throw new RegistryError("MANIFEST_UNKNOWN", { upstream: "an index inside an index: not pre-warmed" });
         images.push(blobsOf(body));
       }
     } else {

@@ -123,7 +123,7 @@ export class ManifestService {
       {
         immutableTag: this.isImmutable(repository),
         blobsMayBeMissing: mirrorPrefix !== null,
-        ...(mirrorPrefix !== null && { mirror: { prefix: mirrorPrefix, bytes: bytesOf(bytes, parsed) } }),
+        ...(mirrorPrefix !== null && { mirror: { prefix: mirrorPrefix } }),
       },
     );
     // A blob it references was garbage collected between the check and the write: the client must push it again.
@@ -234,16 +234,6 @@ function parseManifest(contentType: string | null, bytes: Uint8Array) {
 }
 
 type Parsed = { kind: "image"; manifest: ImageManifest } | { kind: "index"; manifest: ImageIndex };
-
-/**
- * What a mirrored manifest stands for in its mirror's maxBytes: itself, and for an image its config and layers (an
- * index's children are counted as they are pulled, each on its own).
- */
-function bytesOf(bytes: Uint8Array, { kind, manifest }: Parsed): number {
-  if (kind === "index") return bytes.byteLength;
-  const stored = [manifest.config, ...manifest.layers.filter((layer) => !isNonDistributable(layer))];
-  return stored.reduce((sum, blob) => sum + blob.size, bytes.byteLength);
-}
 
 function referencesOf({ kind, manifest }: Parsed): { digest: string; kind: "blob" | "manifest" }[] {
   if (kind === "index") return manifest.manifests.map((child) => ({ digest: child.digest, kind: "manifest" }));

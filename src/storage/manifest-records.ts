@@ -104,7 +104,7 @@ export class ManifestRecords {
   async put(
     manifest: NewManifest,
     tag: string | null,
-    options: { immutableTag?: boolean; blobsMayBeMissing?: boolean; mirror?: { prefix: string; bytes: number } } = {},
+    options: { immutableTag?: boolean; blobsMayBeMissing?: boolean; mirror?: { prefix: string } } = {},
   ): Promise<boolean> {
     await manifestInterleavings.beforeInsert?.(manifest.repository, manifest.digest);
     const now = Date.now();
@@ -141,16 +141,17 @@ export class ManifestRecords {
           manifest.bodyKey,
           JSON.stringify(manifest.references.filter((r) => r.kind === "manifest").map((r) => r.digest)),
         ),
+      // Right after the insert: a mirror counts a manifest it stored just now (never one that was here, such as a pushed
+      // one that a mirror later covers), for eviction (its maxBytes).
+      ...(options.mirror
+        ? new MirrorContentRecords(this.db).recordStatements(options.mirror.prefix, manifest.repository, manifest.digest, manifest.size, blobs, now)
+        : []),
       this.db
         .prepare(
           `INSERT OR IGNORE INTO manifest_references (repository, manifest, child, kind)
            SELECT ?1, ?2, r.value ->> '$.digest', r.value ->> '$.kind' FROM json_each(?3) r WHERE ${stored}`,
         )
         .bind(manifest.repository, manifest.digest, JSON.stringify(manifest.references)),
-      // A mirror counts what it holds, for eviction (its maxBytes).
-      ...(options.mirror
-        ? new MirrorContentRecords(this.db).recordStatements(options.mirror.prefix, manifest.repository, manifest.digest, options.mirror.bytes, now)
-        : []),
       this.db
         .prepare(
           `UPDATE blobs SET deleting_at = NULL

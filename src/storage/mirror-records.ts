@@ -40,23 +40,47 @@ const EVICTED = "NOT EXISTS (SELECT 1 FROM mirror_contents WHERE repository = ?1
 export class MirrorContentRecords {
   constructor(private readonly db: Database) {}
 
-  /** The statements that count a manifest the mirror stores, for the batch that stores it (nothing if it was not). */
-  recordStatements(prefix: string, repository: string, digest: string, bytes: number, now: number): D1PreparedStatement[] {
+  /**
+   * The statements that count a manifest the mirror stores, to follow its insert in the batch that stores it: only if
+   * that insert added the row (changes() is its count). It counts its own bytes and those of the blobs it references
+   * that the repository holds already; blobs linked later are added as they are (addBlob).
+   */
+  recordStatements(prefix: string, repository: string, digest: string, size: number, blobs: string, now: number): D1PreparedStatement[] {
     return [
       this.db
         .prepare(
-          `INSERT OR IGNORE INTO mirror_contents (prefix, repository, digest, bytes, last_pulled_at) SELECT ?1, ?2, ?3, ?4, ?5
-           WHERE EXISTS (SELECT 1 FROM manifests WHERE repository = ?2 AND digest = ?3)`,
+          `INSERT OR IGNORE INTO mirror_contents (prefix, repository, digest, bytes, last_pulled_at)
+           SELECT ?1, ?2, ?3, ?4 + COALESCE((SELECT SUM(b.size) FROM blobs b
+               WHERE b.digest IN (SELECT value FROM json_each(?6))
+                 AND EXISTS (SELECT 1 FROM repository_blobs l WHERE l.repository = ?2 AND l.digest = b.digest)), 0), ?5
+           WHERE changes() = 1`,
         )
-        .bind(prefix, repository, digest, bytes, now),
-      // Counted only when the insert just before added the row (changes() is that statement's count).
+        .bind(prefix, repository, digest, size, now, blobs),
+      // Counted only when the insert just before added the row.
       this.db
         .prepare(
-          `INSERT INTO mirror_usage (prefix, bytes, manifests) SELECT ?1, ?2, 1 WHERE changes() = 1
+          `INSERT INTO mirror_usage (prefix, bytes, manifests)
+           SELECT ?1, (SELECT bytes FROM mirror_contents WHERE repository = ?2 AND digest = ?3), 1 WHERE changes() = 1
            ON CONFLICT (prefix) DO UPDATE SET bytes = bytes + excluded.bytes, manifests = manifests + 1`,
         )
-        .bind(prefix, bytes),
+        .bind(prefix, repository, digest),
     ];
+  }
+
+  /**
+   * A blob the mirror just linked into a repository (its size as stored, checked against its digest): counted for
+   * every mirrored manifest there that references it. A link made twice at once may count twice: more, never less.
+   */
+  async addBlob(prefix: string, repository: string, digest: string, size: number): Promise<void> {
+    await this.db.batch([
+      this.db
+        .prepare(
+          `UPDATE mirror_contents SET bytes = bytes + ?3 WHERE repository = ?1
+             AND digest IN (SELECT manifest FROM manifest_references WHERE repository = ?1 AND child = ?2 AND kind = 'blob')`,
+        )
+        .bind(repository, digest, size),
+      this.db.prepare("UPDATE mirror_usage SET bytes = bytes + ?2 * changes() WHERE prefix = ?1").bind(prefix, size),
+    ]);
   }
 
   /** Moves the last pull of these manifests forward (never back): pre-warming keeps what it warms. */
@@ -142,7 +166,18 @@ interface PrewarmRow {
 export class PrewarmRecords {
   constructor(private readonly db: Database) {}
 
-  /** The mirror's rows (as many as it keeps warm: bounded by its configuration). */
+  /** Forgets the mirror's rows for tags it no longer keeps warm. */
+  async keepOnly(prefix: string, targets: { repository: string; tag: string }[]): Promise<void> {
+    await this.db
+      .prepare(
+        `DELETE FROM mirror_prewarm WHERE prefix = ?1 AND NOT EXISTS (SELECT 1 FROM json_each(?2) k
+           WHERE k.value ->> '$.repository' = mirror_prewarm.repository AND k.value ->> '$.tag' = mirror_prewarm.tag)`,
+      )
+      .bind(prefix, JSON.stringify(targets))
+      .run();
+  }
+
+  /** The mirror's rows (as many as it keeps warm: bounded by its configuration, kept so by keepOnly). */
   async list(prefix: string): Promise<PrewarmState[]> {
     const { results } = await this.db
       .prepare("SELECT repository, tag, attempted_at, status, digest, fetched_bytes, detail, warmed_at FROM mirror_prewarm WHERE prefix = ? ORDER BY repository, tag")

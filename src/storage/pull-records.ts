@@ -12,10 +12,7 @@ export interface PullCount {
 export class PullRecords {
   constructor(private readonly db: Database) {}
 
-  /**
-   * Adds the counts in one batch: to the manifests' and tags' statistics, and moves the last pull of what mirrors
-   * hold forward (for eviction; manifests no mirror holds are not touched).
-   */
+  /** Adds the counts in one batch, to the manifests' and tags' statistics. */
   async add(manifests: PullCount[], tags: PullCount[]): Promise<void> {
     const upsert = (table: "manifest_pulls" | "tag_pulls", column: "digest" | "tag") =>
       `INSERT INTO ${table} (repository, ${column}, pulls, last_pulled_at) VALUES (?1, ?2, ?3, ?4)
@@ -24,11 +21,6 @@ export class PullRecords {
     const statements = [
       ...manifests.map((count) => this.db.prepare(upsert("manifest_pulls", "digest")).bind(count.repository, count.name, count.pulls, count.lastPulledAt)),
       ...tags.map((count) => this.db.prepare(upsert("tag_pulls", "tag")).bind(count.repository, count.name, count.pulls, count.lastPulledAt)),
-      ...manifests.map((count) =>
-        this.db
-          .prepare("UPDATE mirror_contents SET last_pulled_at = ?3 WHERE repository = ?1 AND digest = ?2 AND last_pulled_at < ?3")
-          .bind(count.repository, count.name, count.lastPulledAt),
-      ),
     ];
     if (statements.length > 0) await this.db.batch(statements);
   }

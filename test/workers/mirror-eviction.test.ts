@@ -1,8 +1,8 @@
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { GarbageCollector, type GcOptions } from "../../src/gc/collector";
 import { collectGarbage } from "../../src/gc/run";
-import { flushPulls } from "../../src/services/pulls";
+import { flushPulls, mirrorTouches } from "../../src/services/pulls";
 import { MirrorContentRecords } from "../../src/storage/mirror-records";
 import { callerOf, mirrorEnvWith, publish, upstream, UPSTREAM, useFakeUpstream } from "./fake-upstream";
 import { call, pushBlob, pushManifest, sha256 } from "./helpers";
@@ -11,9 +11,13 @@ import { call, pushBlob, pushManifest, sha256 } from "./helpers";
 // references, tags) within its bounded pass, and their blobs then go through the ordinary mark and sweep, which never
 // deletes a blob another manifest (a pushed image) references. Pulls are counted in memory and flushed in batches.
 useFakeUpstream();
+// Every pull writes its time here; in production at most once a minute per manifest and isolate.
+beforeAll(() => {
+  mirrorTouches.everyMs = 0;
+});
 
 const LAYER = 20_000;
-const MIRRORS = ["lru", "shared", "dry", "raced", "paged", "wired"].map((prefix) => ({ prefix, upstream: UPSTREAM, library: true }));
+const MIRRORS = ["lru", "shared", "dry", "raced", "paged", "wired", "claims", "team2", "heads"].map((prefix) => ({ prefix, upstream: UPSTREAM, library: true }));
 const pull = callerOf(mirrorEnvWith(MIRRORS));
 const contents = new MirrorContentRecords(env.DB);
 
@@ -161,5 +165,57 @@ describe("mirror eviction (maxBytes)", () => {
     const report = await collectGarbage(wiredEnv);
     expect(report.evicted.map((entry) => entry.repository)).toEqual(["wired/wired"]);
     expect((await contents.usage("wired")).bytes).toBe(0);
+  });
+
+  it("counts the bytes it stores, not what an upstream manifest claims", async () => {
+    // An upstream manifest may declare any size for layers nobody fetches: only stored blobs count.
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${"1".repeat(64)}`, size: 2 ** 50 },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: `sha256:${"2".repeat(64)}`, size: 2 ** 50 }],
+    });
+    const digest = await sha256(body);
+    upstream.manifests.set(digest, { body, mediaType: "application/vnd.oci.image.manifest.v1+json" });
+    upstream.tags.set("library/claims:1", digest);
+    expect((await pull("/v2/claims/claims/manifests/1")).status).toBe(200);
+    expect((await contents.usage("claims")).bytes).toBe(new TextEncoder().encode(body).byteLength);
+
+    // A real image's layer counts once it is stored (its size as R2 checked it).
+    await publish("library/claims-real", "1", LAYER);
+    const image = await pullImage("claims/claims-real", "1");
+    expect(image.ok).toBe(true);
+    const [row] = (await contents.leastRecentlyPulled("claims", 10)).filter((entry) => entry.repository === "claims/claims-real");
+    expect(row!.bytes).toBeGreaterThan(LAYER);
+    expect(row!.bytes).toBeLessThan(LAYER + 2000);
+  });
+
+  it("never counts, nor evicts, a pushed manifest that a mirror later covers", async () => {
+    // Pushed before "team2" became a mirror's prefix (pushes there are refused now).
+    const image = await publish("team2-src", "1", 1000);
+    await pushBlob("team2/foo", upstream.blobs.get(image.layerDigest)!);
+    await pushBlob("team2/foo", upstream.blobs.get(image.configDigest)!);
+    const pushed = await pushManifest("team2/foo", "v1", JSON.parse(image.body));
+    // The upstream has the same manifest under another tag: the mirror finds it stored.
+    upstream.tags.set("foo:latest", image.digest);
+    const mirrors = [{ prefix: "team2", upstream: UPSTREAM, library: false }];
+    const team2 = callerOf(mirrorEnvWith(mirrors));
+    expect((await team2("/v2/team2/foo/manifests/latest")).status).toBe(200);
+    expect((await contents.usage("team2")).manifests).toBe(0);
+    await gc("team2", 1);
+    expect(await manifestRow("team2/foo", pushed)).not.toBeNull();
+    expect(await env.DB.prepare("SELECT 1 FROM tags WHERE repository = 'team2/foo' AND name = 'v1'").first()).not.toBeNull();
+  });
+
+  it("keeps what clients only check with a HEAD (containerd, docker with the layers present)", async () => {
+    await publish("library/hot", "1", 100);
+    await publish("library/cold", "1", 100);
+    expect((await pull("/v2/heads/hot/manifests/1")).status).toBe(200);
+    expect((await pull("/v2/heads/cold/manifests/1")).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    for (let i = 0; i < 3; i++) expect((await pull("/v2/heads/hot/manifests/1", { method: "HEAD", headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } })).status).toBe(200);
+    const usage = await contents.usage("heads");
+    const report = await gc("heads", usage.bytes - 1);
+    expect(report.evicted.map((entry) => entry.repository)).toEqual(["heads/cold"]);
   });
 });

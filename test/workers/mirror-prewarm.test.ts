@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { configOf, type Env } from "../../src/config";
-import { ageTag, callerOf, mirrorEnvWith, publish, upstream, UPSTREAM, useFakeUpstream } from "./fake-upstream";
+import { ageTag, callerOf, mirrorEnvWith, PRIVATE, publish, upstream, UPSTREAM, useFakeUpstream } from "./fake-upstream";
 import { OCI_INDEX, OCI_MANIFEST, sha256 } from "./helpers";
 
 // Pre-warming: a mirror's configured tags are refreshed by each cron pass (or POST /admin/mirrors/prewarm), a bounded
@@ -152,11 +152,46 @@ describe("pre-warming a mirror", () => {
     expect(image.digest).not.toBe(moved.digest);
   });
 
+  it("says failed, not warm, when the upstream is down and only the stored copy answered", async () => {
+    await publish("library/down", "1");
+    const mirror = mirrorWith("w7", { images: [{ repository: "down", tags: ["1"] }] });
+    expect((await mirror.pass())[0]).toMatchObject({ status: "warm" });
+    await ageTag("w7/down", "1");
+    upstream.fault = { kind: "down" };
+    const [state] = await mirror.pass();
+    expect(state).toMatchObject({ status: "failed" });
+    expect(state!.detail).toContain("could not be asked");
+  });
+
+  it("says failed when an index has no image for the configured platforms", async () => {
+    await publishIndex("library/noplat", "1");
+    const mirror = mirrorWith("w8", { images: [{ repository: "noplat", tags: ["1"] }], platforms: ["windows/amd64"] });
+    const [state] = await mirror.pass();
+    expect(state).toMatchObject({ status: "failed" });
+    expect(state!.detail).toContain("windows/amd64");
+  });
+
+  it("forgets tags no longer configured", async () => {
+    for (const tag of ["n-1", "n-2"]) await publish("library/rolling", tag, 100);
+    const mirror = mirrorWith("w9", { images: [{ repository: "rolling", tagPattern: "^n-", maxTags: 1 }] });
+    await mirror.pass();
+    await publish("library/rolling", "n-3", 100);
+    await mirror.pass();
+    expect((await mirror.status()).map((state) => state.tag)).toEqual(["n-3"]);
+  });
+
   it("refuses a prewarm setting that cannot work, at startup, naming it", () => {
     const bad = (prewarm: unknown) => () => configOf({ ...env, MIRRORS: JSON.stringify([{ prefix: "x", upstream: UPSTREAM, prewarm }]) } as Env);
     expect(bad({ images: [{ repository: "alpine" }] })).toThrow(/MIRRORS\.0\.prewarm\.images\.0.*tags, a tagPattern or both/);
     expect(bad({ images: [{ repository: "alpine", tagPattern: "(" }] })).toThrow(/tagPattern.*not a regular expression/);
     expect(bad({ images: [{ repository: "Alpine", tags: ["1"] }] })).toThrow(/repository/);
     expect(bad({ images: [{ repository: "alpine", tags: ["1"] }], platforms: ["amd64"] })).toThrow(/platforms/);
+    expect(bad({ images: [{ repository: "alpine", tags: ["1"] }], tagsPerRun: 5, tags_per_run: 5 })).toThrow(/tags_per_run/);
+    const settings = (mirrors: unknown[]) => () => configOf({ ...env, MIRRORS: JSON.stringify(mirrors) } as Env);
+    expect(settings([{ prefix: "x", upstream: UPSTREAM, max_bytes: 100 }])).toThrow(/max_bytes/);
+    // The "" mirror may not warm what another mirror's prefix serves.
+    expect(settings([{ prefix: "", upstream: UPSTREAM, prewarm: { images: [{ repository: "other/foo", tags: ["1"] }] } }, { prefix: "other", upstream: PRIVATE }])).toThrow(
+      /other\/foo is served by the mirror "other"/,
+    );
   });
 });
