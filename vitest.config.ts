@@ -37,6 +37,33 @@ export default defineConfig({
         },
       },
       {
+        // Cost per operation (bench/cost/): the registry's Worker with counting bindings and Durable Objects, in
+        // production settings (wrangler.toml's vars), at each registry size of COST_REPOSITORIES, seeded in D1.
+        // `npx vitest run` runs it small; `npm run bench -- --only=cost` at 1,000 and 100,000 repositories.
+        plugins: [
+          cloudflareTest(async () => ({
+            main: "./bench/cost/worker.ts",
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                TEST_MIGRATIONS: await readD1Migrations("./migrations"),
+                TOKEN_SIGNING_KEY: signingKey,
+                ADMIN_TOKEN: "admin-token-for-tests-0123456789abcdef",
+                COST_REPOSITORIES: process.env.COST_REPOSITORIES ?? "100,2000",
+                COST_REPETITIONS: process.env.COST_REPETITIONS ?? "1",
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "cost",
+          include: ["bench/cost/**/*.bench-test.ts"],
+          setupFiles: ["./test/workers/setup.ts"],
+          testTimeout: 3_600_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
         // Rules about the source itself, checked in Node (no runtime needed).
         test: { name: "source", include: ["test/source/**/*.test.ts"], environment: "node" },
       },
