@@ -1,7 +1,8 @@
-// npm run bench [-- <flags>]: the registry against CNCF Distribution (bench/compare.ts), then blob uploads against a
-// bare R2 Worker (bench/uploads.ts). Each prints a markdown table on stdout, progress on stderr.
+// npm run bench [-- <flags>]: the registry against CNCF Distribution (bench/compare.ts), blob uploads against a
+// bare R2 Worker (bench/uploads.ts), then the cost per operation at two registry sizes (bench/cost.ts). Each prints
+// markdown tables on stdout, progress on stderr.
 //
-//   --only=compare | --only=uploads   run one of the two
+//   --only=compare | --only=uploads | --only=cost   run one of them
 //   compare:
 //     --install-reference   apt-get install docker-registry when it is missing (with sudo unless root)
 //     --duration=<s>        seconds of each manifest load run (10)
@@ -10,6 +11,9 @@
 //   uploads:
 //     --large               a blob of 5 GiB less 5 MiB instead of 1 GiB
 //     --size=<MiB>          a blob of that size
+//   cost:
+//     --repositories=<a,b>  registry sizes, seeded in D1 (1000,100000; each with 10 tags per repository)
+//     --runs=<n>            runs of each operation at each size, CPU the median of them (5)
 import { registerHooks } from "node:module";
 
 // test/support/distribution.ts imports its neighbours without an extension, which vitest resolves and Node does not.
@@ -27,13 +31,19 @@ registerHooks({
 
 const args = process.argv.slice(2);
 const only = args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
-if (only !== undefined && only !== "compare" && only !== "uploads") throw new Error("--only= takes compare or uploads");
+const SECTIONS = ["compare", "uploads", "cost"];
+if (only !== undefined && !SECTIONS.includes(only)) throw new Error(`--only= takes ${SECTIONS.join(", ")}`);
+const runs = (section: string) => only === undefined || only === section;
 
-if (only !== "uploads") {
+if (runs("compare")) {
   const { benchAgainstDistribution, compareOptions } = await import("./compare.ts");
   await benchAgainstDistribution(compareOptions(args));
 }
-if (only !== "compare") {
+if (runs("uploads")) {
   const { benchUploads } = await import("./uploads.ts");
   await benchUploads();
+}
+if (runs("cost")) {
+  const { benchCost, costOptions } = await import("./cost.ts");
+  await benchCost(costOptions(args));
 }
