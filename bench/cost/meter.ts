@@ -297,13 +297,32 @@ export function countedState(ctx: DurableObjectState): DurableObjectState {
 // ---------------------------------------------------------------------------------------------------------------
 // The environment: every binding the registry reads, counted.
 
-export function countedEnv<E extends { DB: D1Database; BLOBS: R2Bucket; UPLOADS: DurableObjectNamespace; MIRROR_FETCHES: DurableObjectNamespace }>(env: E): E {
+interface Bindings {
+  DB: D1Database;
+  BLOBS: R2Bucket;
+  UPLOADS: DurableObjectNamespace;
+  MIRROR_FETCHES: DurableObjectNamespace;
+  AUTH_FAILURES?: RateLimit;
+}
+
+export function countedEnv<E extends Bindings>(env: E): E {
   return {
     ...env,
     DB: countedDatabase(env.DB),
     BLOBS: countedR2(env.BLOBS),
     UPLOADS: countedNamespace(env.UPLOADS),
     MIRROR_FETCHES: countedNamespace(env.MIRROR_FETCHES),
+    ...(env.AUTH_FAILURES && { AUTH_FAILURES: countedRateLimit(env.AUTH_FAILURES) }),
+  };
+}
+
+/** The failed-login limiter: its calls are listed and timed (rate limiting has no price of its own). */
+function countedRateLimit(limiter: RateLimit): RateLimit {
+  return {
+    limit: (options) => {
+      meter.call("ratelimit.limit");
+      return meter.wait(limiter.limit(options));
+    },
   };
 }
 
