@@ -12,7 +12,7 @@ import { report } from "./cost/table.ts";
 export interface CostOptions {
   /** Registry sizes, in repositories, comma separated. */
   repositories: string;
-  /** Runs of each operation at each size (CPU is their median). */
+  /** Runs of each operation at each size (CPU: their mean, the highest and lowest left out). */
   runs: number;
 }
 

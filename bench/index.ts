@@ -13,7 +13,7 @@
 //     --size=<MiB>          a blob of that size
 //   cost:
 //     --repositories=<a,b>  registry sizes, seeded in D1 (1000,100000; each with 10 tags per repository)
-//     --runs=<n>            runs of each operation at each size, CPU the median of them (5)
+//     --runs=<n>            runs of each operation at each size, CPU their trimmed mean (5)
 import { registerHooks } from "node:module";
 
 // test/support/distribution.ts imports its neighbours without an extension, which vitest resolves and Node does not.

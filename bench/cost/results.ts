@@ -4,7 +4,7 @@ import { EXACT_COUNTS, type Measured, type Query, type Tally } from "./tally";
 
 export interface SizeResult {
   repositories: number;
-  /** Counts of the first run; CPU and DO time: the median of the runs. */
+  /** Counts of the first run; CPU and DO time: the mean of the runs but the highest and the lowest. */
   tally: Tally;
   runs: number;
   /** Counters that were not the same in every run at this size. */
@@ -66,14 +66,16 @@ export function operationResults(sizes: number[], measured: Record<string, Measu
     bySize: measured.map((runs, index) => {
       const tallies = runs[name]!.map((run) => run.tally);
       const first = tallies[0]!;
-      const median = (key: "cpuMs" | "doMs") => {
+      // A mean keeps what the 1 ms clock rounds away (a request's 0 or 1 ms); without the highest and the lowest
+      // run (from 3 runs on), one run's garbage collection does not move it.
+      const trimmedMean = (key: "cpuMs" | "doMs") => {
         const sorted = tallies.map((tally) => tally[key]).sort((a, b) => a - b);
-        const middle = Math.floor(sorted.length / 2);
-        return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+        const kept = sorted.length >= 3 ? sorted.slice(1, -1) : sorted;
+        return kept.reduce((sum, value) => sum + value, 0) / kept.length;
       };
       return {
         repositories: sizes[index]!,
-        tally: { ...first, cpuMs: median("cpuMs"), doMs: median("doMs") },
+        tally: { ...first, cpuMs: trimmedMean("cpuMs"), doMs: trimmedMean("doMs") },
         runs: tallies.length,
         unsteady: EXACT_COUNTS.filter((key) => tallies.some((tally) => tally[key] !== first[key])),
       };

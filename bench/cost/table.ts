@@ -101,7 +101,7 @@ export function report(results: CostResults): string {
   );
   return [
     `Cost per operation at ${results.sizes.map((size) => `${number(size)} repositories (${number(size * results.tagsPerRepository)} tags)`).join(" and ")}; ` +
-      `${results.repetitions} run(s) of each operation at each size (CPU and DO wall time: their median); image layers of ${results.layerBytes.map((bytes) => number(bytes)).join(", ")} bytes.`,
+      `${results.repetitions} run(s) of each operation at each size (CPU and DO wall time: the mean of the runs but the highest and the lowest); image layers of ${results.layerBytes.map((bytes) => number(bytes)).join(", ")} bytes.`,
     "",
     countsTable(results),
     "",
