@@ -1,9 +1,9 @@
 // A large registry made straight in D1 with SQL (recursive CTEs), no uploads: repository i gets ten tags v1..v10,
 // each on a manifest of its own that references the repository's config and layer blobs, and every row a push or a
-// pull would have written around them (blob rows and links, references, summaries, search entry, pull counts). Every
-// tenth repository is under the mirror's prefix "hub", with its mirror rows. The rest are named aaa/…, ccc/… and zzz/…
-// so that they sort before, between and after the repositories measured (bench/…, hub/…).
-// 100,000 repositories: 1 million tags and manifests, 2 million references, about 8 million rows in all.
+// pull would have written around them (blob rows and links, references, summaries, search row and terms, pull
+// counts). Every tenth repository is under the mirror's prefix "hub", with its mirror rows. The rest are named
+// aaa/…, ccc/… and zzz/… so that they sort before, between and after the repositories measured (bench/…, hub/…).
+// 100,000 repositories: 1 million tags and manifests, 2 million references, about 9.5 million rows in all.
 
 export const TAGS_PER_REPOSITORY = 10;
 // Repositories seeded per batch of statements (each statement of a batch runs over this many).
@@ -80,6 +80,8 @@ export async function seedRegistry(db: D1Database, from: number, to: number): Pr
         `${repositories} INSERT INTO repository_search (repository, tag, digest, pushed_at, description, search_text) ` +
           `SELECT ${NAME}, 'v${TAGS_PER_REPOSITORY}', 'sha256:' || ${HEX} || printf('ff%02x', ${TAGS_PER_REPOSITORY}), ${TAGS_PER_REPOSITORY}, NULL, '' FROM n`,
       ),
+      // A search entry per position of the name, as a push makes them (migrations/0010_search_terms.sql).
+      statement(`${repositories} INSERT INTO search_terms (term, repository, source) SELECT t.term, t.repository, 0 FROM n JOIN search_name_terms t ON t.repository = ${NAME}`),
       statement(`${tags} INSERT INTO manifest_pulls (repository, digest, pulls, last_pulled_at) SELECT ${NAME}, ${MANIFEST}, j, j FROM n, t`),
       statement(`${tags} INSERT INTO tag_pulls (repository, tag, pulls, last_pulled_at) SELECT ${NAME}, 'v' || j, j, j FROM n, t`),
       statement(`${tags} INSERT INTO mirror_checks (repository, tag, checked_at) SELECT ${NAME}, 'v' || j, j FROM n, t ${mirrored}`),
@@ -97,7 +99,7 @@ export async function seedRegistry(db: D1Database, from: number, to: number): Pr
 
 /** Rows per table, to say what was seeded. */
 export async function tableSizes(db: D1Database): Promise<Record<string, number>> {
-  const tables = ["repositories", "tags", "manifests", "manifest_references", "blobs", "repository_blobs"];
+  const tables = ["repositories", "tags", "manifests", "manifest_references", "blobs", "repository_blobs", "search_terms"];
   const counted = await db.batch(tables.map((table) => db.prepare(`SELECT COUNT(*) AS n FROM ${table}`)));
   return Object.fromEntries(tables.map((table, index) => [table, (counted[index]!.results[0] as { n: number }).n]));
 }

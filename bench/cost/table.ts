@@ -103,6 +103,8 @@ export function report(results: CostResults): string {
     `Cost per operation at ${results.sizes.map((size) => `${number(size)} repositories (${number(size * results.tagsPerRepository)} tags)`).join(" and ")}; ` +
       `${results.repetitions} run(s) of each operation at each size (CPU and DO wall time: the mean of the runs but the highest and the lowest); image layers of ${results.layerBytes.map((bytes) => number(bytes)).join(", ")} bytes.`,
     "",
+    `Rows when each size was measured: ${results.seeded.map((tables) => Object.entries(tables).map(([table, rows]) => `${table} ${number(rows)}`).join(", ")).join("; ")}.`,
+    "",
     countsTable(results),
     "",
     changed.length === 0
