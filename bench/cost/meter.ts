@@ -226,6 +226,7 @@ function countedStorage(storage: DurableObjectStorage): DurableObjectStorage {
       const value = Reflect.get(target, property);
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
+        meter.call(`storage.kv.${String(property)}`);
         if (property === "get") meter.add("doRowsRead", keysOf(args[0]));
         else if (property === "put" || property === "delete") meter.add("doRowsWritten", keysOf(args[0]));
         else throw new Error(`storage.kv.${String(property)}() is not counted: add it to bench/cost/meter.ts`);
@@ -238,7 +239,10 @@ function countedStorage(storage: DurableObjectStorage): DurableObjectStorage {
       if (property === "kv") return kv;
       const value = Reflect.get(target, property);
       if (typeof value !== "function") return value;
-      const call = (...args: unknown[]) => invoke(value, target, args);
+      const call = (...args: unknown[]) => {
+        meter.call(`storage.${String(property)}`);
+        return invoke(value, target, args);
+      };
       switch (property) {
         case "get":
         case "getAlarm":

@@ -61,7 +61,7 @@ export function statementsList(results: CostResults): string {
     .join("\n");
 }
 
-/** Each operation's binding calls other than D1, by name, with how many times each was made. */
+/** Each operation's binding calls other than D1 (Durable Objects' storage included), by name, with how many times each was made. */
 export function callsList(results: CostResults): string {
   return results.operations
     .filter((operation) => Object.keys(operation.calls).length > 0)
