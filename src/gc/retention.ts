@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { patternMatches, RepositoryPattern } from "../auth/scopes";
-import { jsonList } from "../json-setting";
+import { jsonList, RegularExpression } from "../json-setting";
 import { GcRecords } from "../storage/gc-records";
 import { RetentionRecords, UnpulledRecords, type ManifestKey } from "../storage/retention-records";
 import { Budget } from "./budget";
@@ -12,17 +12,7 @@ export const RetentionRule = z.object({
   /** Keep the newest N tags (by push time); older ones go unless they match keepTags. */
   keepLastTags: z.number().int().min(0).optional(),
   /** Tags matching this regular expression are always kept. */
-  keepTags: z
-    .string()
-    .refine((source) => {
-      try {
-        new RegExp(source);
-        return true;
-      } catch {
-        return false;
-      }
-    }, "not a regular expression")
-    .optional(),
+  keepTags: RegularExpression.optional(),
   /** Manifests no tag and no index references are deleted this many days after their push. */
   untaggedDays: z.number().positive().optional(),
   /**
