@@ -68,35 +68,32 @@ export async function applyRetention(
   };
   for (const [index, rule] of rules.entries()) {
     // Reading and saving the rule's cursor are paid for up front: a walk stopped by the budget still saves where it got.
-    if (rule.keepLastTags !== undefined && afford(2)) {
-      const keep = rule.keepTags ? new RegExp(rule.keepTags) : null;
-      const cursor = `retention:${index}:${rule.repositories}`;
-      let after = (await cursors.cursor(cursor)) ?? "";
-      let wrapped = false;
+    const walk = { records, cursors, immutable, options, report, afford };
+    if (rule.keepLastTags !== undefined) {
+      const keepLast = rule.keepLastTags;
       // Per page of repositories: one query for the tags past the newest keepLastTags, one batch to delete them.
-      while (!wrapped && report.tags.length < options.limit && afford(3)) {
-        const page = await records.repositories(rule.repositories, after, REPOSITORIES_PER_PAGE);
-        const mutable = page.filter((repository) => !immutable.some((pattern) => patternMatches(pattern, repository)));
-        const expired = (await records.tagsBeyond(mutable, rule.keepLastTags))
-          .filter((tag) => !keep?.test(tag.name))
-          .slice(0, options.limit - report.tags.length);
-        // Stopped by the limit inside this page: the next pass starts again at the last repository it reached.
-        const full = expired.length === options.limit - report.tags.length;
-        const deleted = options.dryRun ? expired : await records.deleteTags(expired);
-        report.tags.push(...deleted.map(({ repository, name }) => ({ repository, tag: name })));
-        if (full && expired.length > 0) {
-          after = page[page.indexOf(expired.at(-1)!.repository) - 1] ?? after;
-          break;
-        }
-        after = page.at(-1) ?? after;
-        if (page.length < REPOSITORIES_PER_PAGE) wrapped = true;
-      }
-      if (wrapped) after = "";
-      else report.more = true;
-      if (!options.dryRun) await cursors.setCursor(cursor, after === "" ? undefined : after);
+      await walkTags(walk, rule, `retention:${index}:${rule.repositories}`, 3, (repositories) => records.tagsBeyond(repositories, keepLast), async (expired) => {
+        report.tags.push(...(options.dryRun ? expired : await records.deleteTags(expired)).map(({ repository, name }) => ({ repository, tag: name })));
+      });
     }
-    if (rule.notPulledDays !== undefined && afford(2)) {
-      await notPulled(new UnpulledRecords(db), records, cursors, `retention:${index}:not-pulled:${rule.repositories}`, rule, rule.notPulledDays, immutable, options, report, afford);
+    if (rule.notPulledDays !== undefined) {
+      const unpulled = new UnpulledRecords(db);
+      const cutoff = options.now - rule.notPulledDays * 86_400_000;
+      // Per page: the tags pushed and not pulled since the cutoff (by tag or their manifest by digest), one batch that
+      // deletes them (each re-checked), and the manifests they leave untagged (a query and a batch).
+      await walkTags(walk, rule, `retention:${index}:not-pulled:${rule.repositories}`, 5, (repositories) => unpulled.tags(repositories, cutoff), async (expired) => {
+        const deleted = options.dryRun ? expired : await unpulled.deleteTags(expired, cutoff);
+        report.tags.push(...deleted.map(({ repository, name }) => ({ repository, tag: name })));
+        // Their manifests, once no tag or index points at them and they were neither pushed nor pulled since the cutoff.
+        const manifests = new Map<string, { repository: string; digest: string; tags: string[] }>();
+        for (const tag of deleted) {
+          const key = `${tag.repository}@${tag.digest}`;
+          if (!manifests.has(key)) manifests.set(key, { repository: tag.repository, digest: tag.digest, tags: [] });
+          manifests.get(key)!.tags.push(tag.name);
+        }
+        const candidates = [...manifests.values()];
+        report.manifests.push(...(options.dryRun ? await unpulled.wouldGo(candidates, cutoff) : await unpulled.deleteManifests(candidates, cutoff)));
+      });
     }
     // The cursor's read and save, the walk's query, the deleting batch.
     if ((rule.untaggedDays !== undefined || rule.deleteReferrers) && afford(4)) {
@@ -114,43 +111,38 @@ export async function applyRetention(
 }
 
 /**
- * notPulledDays: walks the matching repositories a page at a time from the rule's cursor; per page, one query for
- * the tags pushed and not pulled since the cutoff (by tag or their manifest by digest), one batch that deletes them
- * (each re-checked), one that deletes the manifests they leave untagged.
+ * Walks a rule's matching repositories a page at a time from its cursor, while its limit and the budget allow (reading
+ * and saving the cursor are paid for up front, `callsPerPage` for each page): `choose` gives a page's candidate tags,
+ * those matching keepTags or in immutable repositories are kept, and `remove` deletes (or, in a dry run, reports)
+ * the rest. Stopped by the limit inside a page, the next pass starts again at the last repository it reached.
  */
-async function notPulled(
-  unpulled: UnpulledRecords,
-  records: RetentionRecords,
-  cursors: GcRecords,
-  cursor: string,
+async function walkTags<T extends { repository: string; name: string }>(
+  walk: {
+    records: RetentionRecords;
+    cursors: GcRecords;
+    immutable: string[];
+    options: { dryRun: boolean; limit: number };
+    report: RetentionReport;
+    afford: (calls: number) => boolean;
+  },
   rule: RetentionRule,
-  days: number,
-  immutable: string[],
-  options: { dryRun: boolean; limit: number; now: number },
-  report: RetentionReport,
-  afford: (calls: number) => boolean,
+  cursor: string,
+  callsPerPage: number,
+  choose: (repositories: string[]) => Promise<T[]>,
+  remove: (expired: T[]) => Promise<void>,
 ): Promise<void> {
-  const cutoff = options.now - days * 86_400_000;
+  const { records, cursors, immutable, options, report, afford } = walk;
+  if (!afford(2)) return;
   const keep = rule.keepTags ? new RegExp(rule.keepTags) : null;
   let after = (await cursors.cursor(cursor)) ?? "";
   let wrapped = false;
-  while (!wrapped && report.tags.length < options.limit && afford(5)) {
+  while (!wrapped && report.tags.length < options.limit && afford(callsPerPage)) {
     const page = await records.repositories(rule.repositories, after, REPOSITORIES_PER_PAGE);
     const mutable = page.filter((repository) => !immutable.some((pattern) => patternMatches(pattern, repository)));
-    const expired = (await unpulled.tags(mutable, cutoff)).filter((tag) => !keep?.test(tag.name)).slice(0, options.limit - report.tags.length);
-    const full = expired.length === options.limit - report.tags.length;
-    const deleted = options.dryRun ? expired : await unpulled.deleteTags(expired, cutoff);
-    report.tags.push(...deleted.map(({ repository, name }) => ({ repository, tag: name })));
-    // Their manifests, once no tag or index points at them and they were neither pushed nor pulled since the cutoff.
-    const manifests = new Map<string, { repository: string; digest: string; tags: string[] }>();
-    for (const tag of deleted) {
-      const key = `${tag.repository}@${tag.digest}`;
-      if (!manifests.has(key)) manifests.set(key, { repository: tag.repository, digest: tag.digest, tags: [] });
-      manifests.get(key)!.tags.push(tag.name);
-    }
-    const candidates = [...manifests.values()];
-    report.manifests.push(...(options.dryRun ? await unpulled.wouldGo(candidates, cutoff) : await unpulled.deleteManifests(candidates, cutoff)));
-    if (full && expired.length > 0) {
+    const room = options.limit - report.tags.length;
+    const expired = (await choose(mutable)).filter((tag) => !keep?.test(tag.name)).slice(0, room);
+    await remove(expired);
+    if (expired.length === room && expired.length > 0) {
       after = page[page.indexOf(expired.at(-1)!.repository) - 1] ?? after;
       break;
     }
