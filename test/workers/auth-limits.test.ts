@@ -83,10 +83,11 @@ function expectBlocked(response: Response) {
 
 // The local rate limiter counts in fixed 60 s windows of the clock: a test that counts failures starts well inside
 // one, so that no window ends halfway through its count.
+// The wait can be up to 15.5 s, past vitest's default hook timeout of 10 s.
 beforeEach(async () => {
   const intoWindow = Date.now() % 60_000;
   if (intoWindow > 45_000) await new Promise((done) => setTimeout(done, 60_500 - intoWindow));
-});
+}, 20_000);
 
 describe("the failed-login limit", () => {
   for (const [name, entry] of Object.entries(ENTRY_POINTS)) {
