@@ -112,8 +112,7 @@ export const uploads = new Hono<AppEnv>()
     const expect = await chunkExpectation(c);
     const body = hasBody(c, expect) ? c.req.raw.body : null;
     const { uploads: sessions, quota } = c.var.registry;
-    await quota.ensureRoom((await sessions.status(repository, uploadId)) + (expect.length ?? 0));
-    const record = await sessions.complete(repository, uploadId, digest, body, expect);
+    const record = await sessions.complete(repository, uploadId, digest, body, expect, quota);
     return c.body(null, 201, { Location: blobLocation(repository, record.digest), "Docker-Content-Digest": record.digest });
   })
   .delete("/:name{.+}/blobs/uploads/:id", parsePath("uploadId"), requires("push"), mirrored, async (c) => {

@@ -16,6 +16,11 @@ export class QuotaService {
     return { ...(await storageUsage(this.db)), quota: this.config.STORAGE_QUOTA_BYTES ?? null };
   }
 
+  /** Whether a quota is set, so that callers skip work needed only for the check. */
+  get enabled(): boolean {
+    return this.config.STORAGE_QUOTA_BYTES !== undefined;
+  }
+
   /** Refuses with DENIED, naming the quota, when `additional` more bytes would not fit. */
   async ensureRoom(additional: number): Promise<void> {
     const quota = this.config.STORAGE_QUOTA_BYTES;

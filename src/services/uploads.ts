@@ -3,6 +3,7 @@ import { deserializeError, RegistryError } from "../errors";
 import { parseUploadId, type ParsedDigest } from "../references";
 import type { BlobRecord } from "../storage/blob-records";
 import { BlobService } from "./blobs";
+import type { QuotaService } from "./quota";
 import { cutOff } from "../uploads/upload-errors";
 import type { ChunkExpectation, Outcome } from "../uploads/upload-session";
 
@@ -34,18 +35,25 @@ export class UploadService {
     digest: ParsedDigest,
     body: ReadableStream<Uint8Array> | null,
     expect: ChunkExpectation,
+    quota: QuotaService,
   ): Promise<BlobRecord> {
     const session = this.session(uploadId);
-    if (body && expect.length !== undefined && (expect.start ?? 0) === 0 && (await unwrap(session.status(repository))) === 0) {
+    // The session's offset is asked for (a Durable Object request) only when something needs it: the early quota
+    // check, or telling a whole blob in the PUT (nothing received before it) from a last chunk. A PUT with no body, as
+    // docker and skopeo send after their PATCHes, goes straight to the session.
+    const whole = body !== null && (expect.start ?? 0) === 0 ? expect.length : undefined;
+    const offset = whole !== undefined || quota.enabled ? await unwrap(session.status(repository)) : undefined;
+    if (offset !== undefined) await quota.ensureRoom(offset + (expect.length ?? 0));
+    if (whole !== undefined && offset === 0) {
       // POST then PUT with the whole blob (OCI end-4a, end-6): nothing to resume, so R2 checks the digest natively
       // instead of the session hashing in JavaScript and re-cutting parts.
       let record: BlobRecord;
       try {
-        record = await new BlobService(this.env).putWhole(repository, digest, body, expect.length);
+        record = await new BlobService(this.env).putWhole(repository, digest, body, whole);
       } catch (error) {
         // Only a whole body of the wrong digest ends the upload; one cut off leaves it open, at 0, for a resume.
         if (error instanceof RegistryError && error.code === "DIGEST_INVALID") await unwrap(session.cancel(repository));
-        if (error instanceof RegistryError && error.code === "SIZE_INVALID") throw cutOff(0, expect.length);
+        if (error instanceof RegistryError && error.code === "SIZE_INVALID") throw cutOff(0, whole);
         throw error;
       }
       // The blob is stored: a session left behind by a failure here holds nothing, and its alarm expires it.

@@ -23,8 +23,8 @@ export interface Received {
 /**
  * receiving → receiving: streams a request body into the session, re-cut into parts of exactly the session's part
  * size. A part that the body is sure to fill (its declared length says so) streams straight into R2 as it arrives;
- * bytes that will not fill a part are kept and stored as pieces; a body of unknown length streams into its part and
- * keeps a copy in case it ends first. So at most one part's worth of the body is in memory, and R2 takes one part
+ * bytes that will not fill a part are kept and stored as pieces; a body of unknown length keeps its first part until
+ * it is full, then streams each later one into R2 and keeps a copy in case it ends first. So at most one part's worth of the body is in memory, and R2 takes one part
  * while the next arrives. The new state is saved once, at the end, with its new parts and pieces: a refused chunk (out
  * of order, too large, past R2's part cap) or a failed one leaves the session as it was. A body cut off by the client
  * keeps what is stored (all of it, except the bytes of a part that was streaming without a copy), and says so.
@@ -84,6 +84,12 @@ export async function receive(
     const declaredLeft = expect.length === undefined ? undefined : expect.length - received;
     checkpoint = { received, hash: hasher.save() };
     if (declaredLeft !== undefined && filled + declaredLeft < partSize) {
+      return { filled, pieces: state.pending, streamed: null, kept: [], keptSize: 0 };
+    }
+    // A body of unknown length (docker's and skopeo's PATCH) may be a small blob: until it has filled a part, its bytes
+    // are only kept, and go up once they fill one. So a blob smaller than a part never opens a multipart upload (two
+    // Class A operations, and a part abandoned); a larger one waits once, for its first part to go up from memory.
+    if (declaredLeft === undefined && uploaded.length + finishing.length === 0) {
       return { filled, pieces: state.pending, streamed: null, kept: [], keptSize: 0 };
     }
     const streamed = await startPart(state.pending);
