@@ -4,6 +4,7 @@ import { insecureUrlProblem, TrustPolicies } from "./auth/trust-policies";
 import type { MirrorBlobFetch } from "./mirror/blob-fetch";
 import { RetentionRules } from "./gc/retention";
 import { Mirrors } from "./mirror/config";
+import { SignatureTrust } from "./signatures/trust";
 import type { UploadSession } from "./uploads/upload-session";
 
 export interface Env {
@@ -41,6 +42,7 @@ export interface Env {
   PUBLIC_REPOSITORIES?: string;
   OIDC_TRUST_POLICIES?: string;
   OIDC_ALLOW_HTTP_ISSUERS?: string;
+  SIGNATURE_TRUST?: string;
   /** Secrets. */
   TOKEN_SIGNING_KEY?: string;
   ADMIN_TOKEN?: string;
@@ -86,6 +88,8 @@ const ConfigSchema = z
   ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
   // Read-only namespaces backed by upstream registries (pull-through cache); see src/mirror/config.ts.
   MIRRORS: Mirrors,
+  // Keys (cosign) and roots (Notation) trusted for signatures, per repository pattern; see src/signatures/trust.ts.
+  SIGNATURE_TRUST: SignatureTrust,
   // Optional: the most bytes of blobs this registry stores; a push past it is refused.
   STORAGE_QUOTA_BYTES: z.coerce.number().int().positive().optional(),
   // Repository patterns whose tags, once pushed, may not be moved or deleted.

@@ -5,6 +5,7 @@ import { BlobService } from "./services/blobs";
 import { ManifestService } from "./services/manifests";
 import { QuotaService } from "./services/quota";
 import { UploadService } from "./services/uploads";
+import { SignatureService } from "./signatures/verdicts";
 import type { RequestPath } from "./routes/path";
 import { RequestDatabase } from "./storage/database";
 
@@ -15,6 +16,7 @@ export interface Registry {
   uploads: UploadService;
   manifests: ManifestService;
   quota: QuotaService;
+  signatures: SignatureService;
 }
 
 export interface AppEnv {
@@ -33,5 +35,6 @@ export function registryOf(env: Env, request: Request, ctx?: Waiter): Registry {
     blobs: new BlobService(env, db, ctx),
     uploads: new UploadService(env),
     manifests: new ManifestService(env, config.IMMUTABLE_TAGS, db),
+    signatures: new SignatureService(env, config.SIGNATURE_TRUST, db, ctx),
   };
 }

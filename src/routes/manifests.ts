@@ -62,6 +62,8 @@ export const manifests = new Hono<AppEnv>()
       "Docker-Content-Digest": digest,
     };
     if (subject) headers["OCI-Subject"] = subject;
+    // A signature (a referrer, or a sha256-<hex>.sig tag): the signed manifest's verdict, after the response.
+    c.var.registry.signatures.afterPush(repository, reference, subject);
     if ("tag" in reference && c.var.registry.config.TAG_CACHE_SECONDS > 0) await purgeEdgeCache(repository, "manifests", reference.tag);
     return c.body(null, 201, headers);
   })

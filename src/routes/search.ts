@@ -54,6 +54,7 @@ export const search = new Hono<AppEnv>()
     const page = await new SearchService(c.var.registry.db).tags(repository, c.req.query("cursor"), limit);
     linkNext(c, `/api/repositories/${repository}/tags`, { n: String(limit) }, page.next);
     const pulls = await pullStats(c.env.DB, repository, page.items);
+    const signatures = await c.var.registry.signatures.verdicts(repository, page.items.map((tag) => tag.digest));
     return c.json({
       name: repository,
       tags: page.items.map((tag) => ({
@@ -68,6 +69,8 @@ export const search = new Hono<AppEnv>()
         referrers: tag.referrers,
         ...pullsOf(pulls.tags.get(tag.name)),
         manifestPulls: pullsOf(pulls.manifests.get(tag.digest)),
+        // verified (signers), invalid (problems), pending or unsigned: see src/signatures/verdicts.ts.
+        signature: signatures.get(tag.digest) ?? { status: "unsigned" },
       })),
     });
   });
