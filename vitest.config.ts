@@ -5,6 +5,12 @@ import { defineConfig } from "vitest/config";
 // A signing key made for this run: token tests sign and verify real ES256 tokens.
 const signingKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 
+// Read by test/workers/webhooks.test.ts as the WEBHOOKS binding.
+const TEST_WEBHOOKS = [
+  { name: "ci", url: "https://hooks.test/ci", repositories: ["webhooks/*"], actions: ["push", "delete"], secretName: "WEBHOOK_CI_SECRET", timeoutSeconds: 2 },
+  { name: "audit", url: "https://audit.test/in?key=k1", repositories: ["webhooks/team/*"], actions: ["push", "delete", "pull"], secretName: "WEBHOOK_AUDIT_SECRET", timeoutSeconds: 2 },
+];
+
 export default defineConfig({
   test: {
     projects: [
@@ -25,6 +31,12 @@ export default defineConfig({
                 LOG_REQUESTS: "false",
                 TOKEN_SIGNING_KEY: signingKey,
                 ADMIN_TOKEN: "admin-token-for-tests-0123456789abcdef",
+                // Webhooks for repositories under webhooks/ only (test/workers/webhooks.test.ts receives them through
+                // the real local queue); retries at once, so that a delivery reaches the dead-letter queue in seconds.
+                WEBHOOKS: JSON.stringify(TEST_WEBHOOKS),
+                WEBHOOK_CI_SECRET: "ci-secret-for-tests",
+                WEBHOOK_AUDIT_SECRET: "audit-secret-for-tests",
+                WEBHOOKS_RETRY_SECONDS: "0",
               },
             },
           })),

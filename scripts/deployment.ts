@@ -7,12 +7,21 @@ import { parse } from "smol-toml";
 
 export const PROJECT = fileURLToPath(new URL("..", import.meta.url));
 
-interface WranglerConfig {
+interface Queues {
+  producers?: { binding: string; queue: string }[];
+  consumers?: { queue: string; dead_letter_queue?: string }[];
+}
+
+interface Section {
   vars?: Record<string, string>;
-  env?: Record<string, { vars?: Record<string, string>; r2_buckets?: { bucket_name: string }[]; d1_databases?: { database_name: string; database_id: string }[]; durable_objects?: { bindings?: { name: string }[] } }>;
   r2_buckets?: { bucket_name: string }[];
   d1_databases?: { database_name: string; database_id: string }[];
   durable_objects?: { bindings?: { name: string }[] };
+  queues?: Queues;
+}
+
+interface WranglerConfig extends Section {
+  env?: Record<string, Section>;
 }
 
 export function wranglerConfig(): WranglerConfig {
@@ -30,6 +39,8 @@ export interface Environment {
   bucket: string | undefined;
   database: { name: string; id: string } | undefined;
   bindings: string[];
+  /** The webhook events queue (the EVENTS producer) and its dead-letter queue, as the consumers name them. */
+  queues: { events: string | undefined; deadLetter: string | undefined; consumed: string[] };
 }
 
 export function environment(name: string): Environment {
@@ -44,6 +55,17 @@ export function environment(name: string): Environment {
     bucket: section.r2_buckets?.[0]?.bucket_name,
     database: database && { name: database.database_name, id: database.database_id },
     bindings: (section.durable_objects?.bindings ?? []).map((binding) => binding.name),
+    queues: queuesOf(section.queues),
+  };
+}
+
+function queuesOf(queues: Queues | undefined): Environment["queues"] {
+  const events = queues?.producers?.find((producer) => producer.binding === "EVENTS")?.queue;
+  const consumers = queues?.consumers ?? [];
+  return {
+    events,
+    deadLetter: consumers.find((consumer) => consumer.queue === events)?.dead_letter_queue,
+    consumed: consumers.map((consumer) => consumer.queue),
   };
 }
 
@@ -76,6 +98,12 @@ export async function configProblems(env: Environment): Promise<string[]> {
   }
   if (!env.bucket) problems.push("BLOBS: missing R2 bucket binding");
   if (!env.database) problems.push("DB: missing D1 database binding");
+  // Webhooks (src/webhooks/deliver.ts): the Worker consumes its events queue and that queue's "-dlq" dead-letter queue.
+  const { events, deadLetter, consumed } = env.queues;
+  if (!events) problems.push("EVENTS: missing queue producer binding (webhook events)");
+  else if (!consumed.includes(events)) problems.push(`EVENTS: the Worker does not consume its queue ${events} ([[queues.consumers]])`);
+  else if (deadLetter !== `${events}-dlq`) problems.push(`EVENTS: the consumer of ${events} needs dead_letter_queue = "${events}-dlq"`);
+  else if (!consumed.includes(deadLetter)) problems.push(`EVENTS: the Worker does not consume the dead-letter queue ${deadLetter}`);
   try {
     parseConfig(withStandIns(env));
   } catch (error) {

@@ -1,5 +1,6 @@
-// npm run setup -- --env <team> [--dry-run]: creates a team's R2 bucket and D1 database, writes the database id
-// into wrangler.toml, applies the migrations, and sets the secrets (a new signing key, a new admin token).
+// npm run setup -- --env <team> [--dry-run]: creates a team's R2 bucket, queues (webhook events and their dead
+// letters) and D1 database, writes the database id into wrangler.toml, applies the migrations, and sets the secrets
+// (a new signing key, a new admin token).
 // Every wrangler command is printed before it runs; --dry-run only prints them.
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
@@ -31,6 +32,8 @@ if (problems.length > 0) {
 }
 
 wrangler(["r2", "bucket", "create", env.bucket!]);
+wrangler(["queues", "create", env.queues.events!]);
+wrangler(["queues", "create", env.queues.deadLetter!]);
 
 if (!/^[0-9a-f-]{36}$/.test(env.database!.id)) {
   const created = wrangler(["d1", "create", env.database!.name]);

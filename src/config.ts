@@ -6,6 +6,8 @@ import { RetentionRules } from "./gc/retention";
 import { Mirrors } from "./mirror/config";
 import { SignatureTrust } from "./signatures/trust";
 import type { UploadSession } from "./uploads/upload-session";
+import { insecureEndpointProblem, Webhooks } from "./webhooks/config";
+import type { WebhookMessage } from "./webhooks/events";
 
 export interface Env {
   BLOBS: R2Bucket;
@@ -42,6 +44,11 @@ export interface Env {
   PUBLIC_REPOSITORIES?: string;
   OIDC_TRUST_POLICIES?: string;
   OIDC_ALLOW_HTTP_ISSUERS?: string;
+  WEBHOOKS?: string;
+  WEBHOOKS_ALLOW_HTTP?: string;
+  WEBHOOKS_RETRY_SECONDS?: string;
+  /** The queue webhook events go to (wrangler.toml; needed once WEBHOOKS lists an endpoint). */
+  EVENTS?: Queue<WebhookMessage>;
   SIGNATURE_TRUST?: string;
   /** Secrets. */
   TOKEN_SIGNING_KEY?: string;
@@ -88,6 +95,12 @@ const ConfigSchema = z
   ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
   // Read-only namespaces backed by upstream registries (pull-through cache); see src/mirror/config.ts.
   MIRRORS: Mirrors,
+  // Endpoints told of pushes, deletes and (if they ask) pulls, through the EVENTS queue; see src/webhooks/config.ts.
+  WEBHOOKS: Webhooks,
+  // Tests only: an endpoint may be plain http on a loopback host.
+  WEBHOOKS_ALLOW_HTTP: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
+  // The wait before a failed delivery's first retry (seconds); each next one doubles, up to an hour.
+  WEBHOOKS_RETRY_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   // Keys (cosign) and roots (Notation) trusted for signatures, per repository pattern; see src/signatures/trust.ts.
   SIGNATURE_TRUST: SignatureTrust,
   // Optional: the most bytes of blobs this registry stores; a push past it is refused.
@@ -140,6 +153,10 @@ const ConfigSchema = z
       const problem = insecureUrlProblem(policy.issuer, config.OIDC_ALLOW_HTTP_ISSUERS);
       if (problem) context.addIssue({ code: "custom", path: ["OIDC_TRUST_POLICIES", index, "issuer"], message: problem });
     });
+    config.WEBHOOKS.forEach((endpoint, index) => {
+      const problem = insecureEndpointProblem(endpoint.url, config.WEBHOOKS_ALLOW_HTTP);
+      if (problem) context.addIssue({ code: "custom", path: ["WEBHOOKS", index, "url"], message: problem });
+    });
     const needed = {
       off: [],
       public: ["BLOB_PUBLIC_URL"],
@@ -172,6 +189,9 @@ export function configOf(env: Env): Config {
   if (missing.length > 0) {
     throw new ConfigError(missing.map(({ setting, secret }) => `${setting}: names the secret ${secret}, which is not set (wrangler secret put ${secret})`));
   }
+  if (config.WEBHOOKS.length > 0 && !env.EVENTS) {
+    throw new ConfigError(["WEBHOOKS: lists endpoints, but the Worker has no EVENTS queue binding (wrangler.toml [[queues.producers]])"]);
+  }
   parsed.set(env, config);
   return config;
 }
@@ -185,11 +205,14 @@ export function parseConfig(env: Env): Config {
   return result.data;
 }
 
-/** The secrets settings name by name (each mirror's passwordSecret), which must be set for the Worker to start. */
+/** The secrets settings name by name (mirrors' passwordSecret, webhooks' secretName), which must be set for the Worker to start. */
 export function namedSecrets(config: Config): { setting: string; secret: string }[] {
-  return config.MIRRORS.flatMap((mirror, index) =>
-    mirror.passwordSecret ? [{ setting: `MIRRORS.${index}.passwordSecret (mirror "${mirror.prefix}")`, secret: mirror.passwordSecret }] : [],
-  );
+  return [
+    ...config.MIRRORS.flatMap((mirror, index) =>
+      mirror.passwordSecret ? [{ setting: `MIRRORS.${index}.passwordSecret (mirror "${mirror.prefix}")`, secret: mirror.passwordSecret }] : [],
+    ),
+    ...config.WEBHOOKS.map((endpoint, index) => ({ setting: `WEBHOOKS.${index}.secretName (endpoint "${endpoint.name}")`, secret: endpoint.secretName })),
+  ];
 }
 
 /** A secret named by a setting: a non-empty string, or undefined (a binding of the same name is no secret). */

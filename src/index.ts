@@ -2,6 +2,8 @@ import { app } from "./app";
 import type { Env } from "./config";
 import { collectGarbage } from "./gc/run";
 import { prewarmMirrors } from "./mirror/prewarm";
+import { handleWebhookBatch } from "./webhooks/deliver";
+import type { WebhookMessage } from "./webhooks/events";
 
 export { MirrorBlobFetch } from "./mirror/blob-fetch";
 export { UploadSession } from "./uploads/upload-session";
@@ -16,4 +18,6 @@ export default {
         await prewarmMirrors(env, ctx);
       })(),
     ),
-} satisfies ExportedHandler<Env>;
+  // Queues: webhook deliveries (registry-events) and the ones given up on (registry-events-dlq).
+  queue: (batch, env) => handleWebhookBatch(batch, env),
+} satisfies ExportedHandler<Env, WebhookMessage>;

@@ -7,6 +7,7 @@ import { collectGarbage } from "../gc/run";
 import { prewarmMirrors, prewarmStatus } from "../mirror/prewarm";
 import { mirrorStats } from "../mirror/stats";
 import { AccessTokenService, NewAccessToken, parseAccessTokenId } from "../services/access-tokens";
+import { webhookStatus } from "../webhooks/status";
 import { readJson } from "./bodies";
 
 /** The admin API answers only to the admin token (a secret), as Bearer or as a Basic password. */
@@ -46,6 +47,8 @@ export const admin = new Hono<AppEnv>()
   .get("/admin/mirrors/prewarm", async (c) => c.json({ mirrors: await prewarmStatus(c.env.DB, c.var.registry.config.MIRRORS) }))
   // One pre-warming pass now (as the cron runs it): what it refreshed.
   .post("/admin/mirrors/prewarm", async (c) => c.json({ mirrors: await prewarmMirrors(c.env, c.executionCtx) }))
+  // Per webhook endpoint: deliveries, failed attempts, dead letters, the last success and failure.
+  .get("/admin/webhooks", async (c) => c.json({ endpoints: await webhookStatus(c.env.DB, c.var.registry.config.WEBHOOKS) }))
   .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
   .delete("/admin/tokens/:id", async (c) => {
     await new AccessTokenService(c.env.DB).revoke(parseAccessTokenId(c.req.param("id")));

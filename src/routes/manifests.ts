@@ -3,6 +3,7 @@ import { requires } from "../auth/middleware";
 import { immutable, purgeEdgeCache, tagCached } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
 import { countsPulls } from "../services/pulls";
+import { notifiesPulls, notify } from "../webhooks/emit";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { acceptsManifest } from "../manifests/schema";
@@ -23,7 +24,7 @@ async function readBounded(request: Request, limit: number): Promise<Uint8Array>
 
 // OCI dist-spec end-3 (GET/HEAD), end-7 (PUT), end-9 (DELETE).
 export const manifests = new Hono<AppEnv>()
-  .get("/:name{.+}/manifests/:reference", parsePath("reference"), requires("pull"), mirrored, countsPulls, tagCached, async (c) => {
+  .get("/:name{.+}/manifests/:reference", parsePath("reference"), requires("pull"), mirrored, countsPulls, notifiesPulls, tagCached, async (c) => {
     const { repository } = pathOf(c);
     const reference = referenceOf(c);
     const { record, body, headers: notes } = await c.var.registry.manifests.resolve(repository, reference);
@@ -51,7 +52,7 @@ export const manifests = new Hono<AppEnv>()
     const { repository } = pathOf(c);
     const reference = referenceOf(c);
     const bytes = await readBounded(c.req.raw, c.var.registry.config.MAX_MANIFEST_BYTES);
-    const { digest, subject } = await c.var.registry.manifests.put(
+    const { digest, subject, mediaType } = await c.var.registry.manifests.put(
       repository,
       reference,
       c.req.header("Content-Type") ?? null,
@@ -62,6 +63,8 @@ export const manifests = new Hono<AppEnv>()
       "Docker-Content-Digest": digest,
     };
     if (subject) headers["OCI-Subject"] = subject;
+    // A push by tag is also a tag move when the tag named another manifest (Distribution sends it as a push too).
+    notify(c, { action: "push", repository, digest, mediaType, size: bytes.byteLength, ...("tag" in reference && { tag: reference.tag }) });
     // A signature (a referrer, or a sha256-<hex>.sig tag): the signed manifest's verdict, after the response.
     c.var.registry.signatures.afterPush(repository, reference, subject);
     if ("tag" in reference && c.var.registry.config.TAG_CACHE_SECONDS > 0) await purgeEdgeCache(repository, "manifests", reference.tag);
@@ -71,6 +74,7 @@ export const manifests = new Hono<AppEnv>()
     const { repository } = pathOf(c);
     const reference = referenceOf(c);
     await c.var.registry.manifests.delete(repository, reference);
+    notify(c, { action: "delete", repository, ...("tag" in reference ? { tag: reference.tag } : { digest: reference.digest.digest }) });
     if ("tag" in reference) await purgeEdgeCache(repository, "manifests", reference.tag);
     return c.body(null, 202);
   });

@@ -55,7 +55,7 @@ export class ManifestService {
     target: Reference,
     contentType: string | null,
     bytes: Uint8Array,
-  ): Promise<{ digest: string; subject: string | null }> {
+  ): Promise<{ digest: string; subject: string | null; mediaType: string }> {
     const digest = await digestOf(bytes, "digest" in target ? target.digest.algorithm : "sha256");
     if ("digest" in target && target.digest.digest !== digest) {
       throw new RegistryError("DIGEST_INVALID", { expected: target.digest.digest, actual: digest });
@@ -99,7 +99,7 @@ export class ManifestService {
     { text, mediaType, parsed }: ReturnType<typeof parseManifest>,
     /** The prefix of the mirror that fetched it, if one did. */
     mirrorPrefix: string | null = null,
-  ): Promise<{ digest: string; subject: string | null }> {
+  ): Promise<{ digest: string; subject: string | null; mediaType: string }> {
     const { manifest } = parsed;
     const inline = bytes.byteLength <= INLINE_MANIFEST_BYTES;
     // Bytes first, then the metadata that points at them (a row that is not written leaves an orphan for the GC).
@@ -128,7 +128,7 @@ export class ManifestService {
     );
     // A blob it references was garbage collected between the check and the write: the client must push it again.
     if (!stored) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", { repository, reason: "a referenced blob was just deleted" });
-    return { digest, subject };
+    return { digest, subject, mediaType };
   }
 
   /** Whether the repository's tags may not move or go (IMMUTABLE_TAGS). */

@@ -3,11 +3,13 @@ import { describe, expect, it } from "vitest";
 import { mustRun, runCommand } from "../support/command";
 
 describe("npm run setup -- --env <team> --dry-run", () => {
-  it("shows each wrangler command that creates the team's bucket, database, schema and secrets", async () => {
+  it("shows each wrangler command that creates the team's bucket, queues, database, schema and secrets", async () => {
     const { stdout } = await mustRun(process.execPath, ["scripts/setup.ts", "--env", "example-team", "--dry-run"]);
     const commands = stdout.toString().split("\n").filter((line) => line.startsWith("$ wrangler"));
     expect(commands).toEqual([
       "$ wrangler r2 bucket create registry-example-team-blobs",
+      "$ wrangler queues create registry-example-team-events",
+      "$ wrangler queues create registry-example-team-events-dlq",
       "$ wrangler d1 create registry-example-team",
       "$ wrangler d1 migrations apply DB --remote --env example-team",
       "$ wrangler secret put TOKEN_SIGNING_KEY --env example-team   (secret on stdin)",
