@@ -2,6 +2,7 @@ import type { Registry } from "../context";
 import { RegistryError } from "../errors";
 import { isIndexMediaType, isManifestMediaType, SCHEMAS, type Descriptor, type ImageIndex, type ImageManifest } from "../manifests/schema";
 import { parseDigest, parseReference } from "../references";
+import type { Verdict } from "../signatures/verdicts";
 import type { ReferrerRecord } from "../storage/manifest-records";
 import { SearchRecords } from "../storage/search-records";
 import { IMAGE_CONFIG_MEDIA_TYPES, readImageConfig, type ConfigRead } from "./image-config";
@@ -51,6 +52,8 @@ export interface ManifestDetails {
   config: (ConfigRead & { descriptor: Descriptor }) | null;
   layers: LayerEntry[];
   referrers: ReferrerGroup[];
+  /** Its signatures' verdict (src/signatures/verdicts.ts). */
+  signature: Verdict;
 }
 
 const ATTESTATION = "attestation-manifest";
@@ -97,6 +100,7 @@ export async function describeManifest(registry: Registry, repository: string, r
     config: null,
     layers: [],
     referrers: groupReferrers((await registry.manifests.referrers(repository, parseDigest(digest), null)).items),
+    signature: await registry.signatures.verdict(repository, digest),
   };
   if (isIndex) return details;
 

@@ -60,6 +60,7 @@ main{max-width:1000px;margin:0 auto;padding:20px 16px 56px}
 background:var(--code);color:var(--muted);white-space:nowrap}
 .badge.sbom{background:var(--ok-soft);color:var(--ok)}.badge.signature{background:var(--accent-soft);color:var(--accent)}
 .badge.scan{background:var(--warn-soft);color:var(--warn)}.badge.attestation{background:var(--violet-soft);color:var(--violet)}
+.badge.signed{background:var(--ok-soft);color:var(--ok)}.badge.signature-invalid{background:var(--danger-soft);color:var(--danger)}.badge.signature-pending{background:var(--warn-soft);color:var(--warn)}
 .pull{display:flex;align-items:center;gap:8px;background:var(--code);border-radius:9px;padding:5px 5px 5px 12px;margin:0 0 8px}
 .pull:last-child{margin-bottom:0}
 .pull code{flex:1;min-width:0;overflow-x:auto;white-space:nowrap;padding:4px 0}

@@ -2,6 +2,7 @@ import type { ManifestDetails, ReferrerGroup } from "../search/details";
 import type { ImageConfig } from "../search/image-config";
 import { formatBytes, isoTime, shortDigest, shortMediaType, timeAgo } from "./format";
 import { ArtifactBadge, CopyButton, Pull } from "./layout";
+import { SignatureBadge, SignatureSection } from "./signature";
 
 const KIND_LABELS = { index: "Multi-platform index", image: "Image", artifact: "Artifact" } as const;
 const SIZE_NOTES = { index: "(all platforms)", image: "(config and layers, compressed)", artifact: "(config and files)" } as const;
@@ -20,6 +21,7 @@ export function ManifestPage(props: { details: ManifestDetails; host: string; ca
         <span class="badges">
           <span class="badge">{KIND_LABELS[details.kind]}</span>
           {details.artifactType && <ArtifactBadge artifactType={details.artifactType} />}
+          <SignatureBadge verdict={details.signature} />
         </span>{" "}
         {details.annotations["org.opencontainers.image.description"] ?? ""}
       </p>
@@ -73,6 +75,7 @@ export function ManifestPage(props: { details: ManifestDetails; host: string; ca
       {details.kind === "index" && <Platforms details={details} />}
       {details.config && <Config config={details.config} />}
       {details.kind !== "index" && <Layers details={details} />}
+      <SignatureSection repository={repository} verdict={details.signature} />
       <Annotations annotations={details.annotations} />
       <Referrers repository={repository} groups={details.referrers} />
 

@@ -1,11 +1,15 @@
 import type { Page, RepositoryHit } from "../search/search";
+import type { Verdict } from "../signatures/verdicts";
 import type { TagOrder, TagRecord } from "../storage/search-records";
 import { formatBytes, isoTime, shortDigest, timeAgo } from "./format";
 import { ArtifactBadge, CopyButton, Notice, Pull } from "./layout";
+import { SignatureBadge } from "./signature";
 
 export function RepositoryPage(props: {
   repository: RepositoryHit;
   tags: Page<TagRecord>;
+  /** Each tag's manifest's signature verdict, by digest. */
+  signatures: Map<string, Verdict>;
   order: TagOrder;
   host: string;
   deleted: string | null;
@@ -54,6 +58,7 @@ export function RepositoryPage(props: {
                     {tag.referrers.map((group) => (
                       <ArtifactBadge artifactType={group.artifactType ?? "unknown"} count={group.count} />
                     ))}
+                    <SignatureBadge verdict={props.signatures.get(tag.digest)} />
                   </span>
                   <div class="meta">
                     <code title={tag.digest}>{shortDigest(tag.digest)}</code>
