@@ -1,4 +1,3 @@
-import { hash } from "@stablelib/sha256";
 import { z } from "zod";
 import { patternMatches, RepositoryPattern } from "../auth/scopes";
 import { jsonList } from "../json-setting";
@@ -62,10 +61,11 @@ export interface RepositoryTrust {
 // Bump when what verification accepts changes: every stored verdict is then recomputed.
 const VERIFIER_VERSION = "1";
 
-const memo = new WeakMap<readonly TrustEntry[], Map<string, RepositoryTrust>>();
+// Computed with WebCrypto when first asked (config.ts is also bundled for Node by check-config: no hashing library).
+const memo = new WeakMap<readonly TrustEntry[], Map<string, Promise<RepositoryTrust>>>();
 const MAX_MEMO = 1000;
 
-export function trustFor(entries: readonly TrustEntry[], repository: string): RepositoryTrust {
+export function trustFor(entries: readonly TrustEntry[], repository: string): Promise<RepositoryTrust> {
   let byRepository = memo.get(entries);
   if (!byRepository) memo.set(entries, (byRepository = new Map()));
   const found = byRepository.get(repository);
@@ -73,17 +73,19 @@ export function trustFor(entries: readonly TrustEntry[], repository: string): Re
   const matching = entries.filter((entry) => entry.repositories.some((pattern) => patternMatches(pattern, repository)));
   const cosignKeys = matching.flatMap((entry) => entry.cosignKeys);
   const notationRoots = matching.flatMap((entry) => entry.notationRoots);
-  const text = JSON.stringify([
-    VERIFIER_VERSION,
-    cosignKeys.map(({ name, key }) => [name, hex(hash(key.spki))]),
-    notationRoots.map(({ name, certificate }) => [name, hex(hash(certificate.der))]),
-  ]);
-  const trust = { cosignKeys, notationRoots, fingerprint: hex(hash(new TextEncoder().encode(text))).slice(0, 32) };
+  const trust = (async () => {
+    const text = JSON.stringify([
+      VERIFIER_VERSION,
+      await Promise.all(cosignKeys.map(async ({ name, key }) => [name, await sha256Hex(key.spki)])),
+      await Promise.all(notationRoots.map(async ({ name, certificate }) => [name, await sha256Hex(certificate.der)])),
+    ]);
+    return { cosignKeys, notationRoots, fingerprint: (await sha256Hex(new TextEncoder().encode(text))).slice(0, 32) };
+  })();
   if (byRepository.size >= MAX_MEMO) byRepository.clear();
   byRepository.set(repository, trust);
   return trust;
 }
 
-function hex(bytes: Uint8Array): string {
-  return [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  return [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }

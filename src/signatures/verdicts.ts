@@ -74,7 +74,7 @@ export class SignatureService {
   async verdicts(repository: string, digests: string[], compute = COMPUTED_PER_LISTING): Promise<Map<string, Verdict>> {
     const unique = [...new Set(digests)];
     const rows = await this.records.inputs(repository, unique, SIGNATURE_ARTIFACT_TYPES, MAX_SIGNATURES);
-    const trust = trustFor(this.trust, repository);
+    const trust = await trustFor(this.trust, repository);
     const now = Date.now();
     const verdicts = new Map<string, Verdict>();
     const later: SignatureInputs[] = [];
