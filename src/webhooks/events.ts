@@ -42,8 +42,9 @@ export interface WebhookMessage {
   event: RegistryEvent;
 }
 
-// Distribution's source.instanceID: which running instance sent it (here: an isolate).
-const INSTANCE_ID = crypto.randomUUID();
+// Distribution's source.instanceID: which running instance sent it (here: an isolate). Made on first use: a Worker
+// may not make random values in its global scope.
+let instanceId: string | undefined;
 
 /** The event of a request that changed (or read) `target`, once the change is committed. */
 export function eventOf(request: Request, actor: string, target: EventTarget, at = new Date()): RegistryEvent {
@@ -70,6 +71,6 @@ export function eventOf(request: Request, actor: string, target: EventTarget, at
       useragent: request.headers.get("user-agent") ?? "",
     },
     actor: { name: actor },
-    source: { addr: url.host, instanceID: INSTANCE_ID },
+    source: { addr: url.host, instanceID: (instanceId ??= crypto.randomUUID()) },
   };
 }
