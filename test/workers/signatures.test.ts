@@ -36,6 +36,7 @@ interface Verdict {
 let ecRelease: KeyPair;
 let rsaRelease: KeyPair;
 let stranger: KeyPair;
+let ecP384: KeyPair;
 let ca: Awaited<ReturnType<typeof certificateAuthority>>;
 let otherCa: Awaited<ReturnType<typeof certificateAuthority>>;
 let trust: object[];
@@ -152,7 +153,7 @@ async function storedVerdict(repository: string, digest: string) {
 const chainOf = (...certificates: Issued[]) => certificates;
 
 beforeAll(async () => {
-  [ecRelease, rsaRelease, stranger] = await Promise.all([ecKey(), rsaKey(), ecKey()]);
+  [ecRelease, rsaRelease, stranger, ecP384] = await Promise.all([ecKey(), rsaKey(), ecKey(), ecKey("P-384")]);
   ca = await certificateAuthority("Corp");
   otherCa = await certificateAuthority("Elsewhere");
   trust = [
@@ -164,6 +165,7 @@ beforeAll(async () => {
       ],
       notationRoots: [{ name: "corp-ca", pem: ca.root.pem }],
     },
+    { repositories: ["signed/cosign-p384"], cosignKeys: [{ name: "release-p384", pem: pem("PUBLIC KEY", await spkiOf(ecP384)) }] },
   ];
   signedEnv = { ...env, AUTH_MODE: "open", SIGNATURE_TRUST: JSON.stringify(trust) } as unknown as Env;
 });
@@ -195,6 +197,18 @@ describe("cosign signatures made with a key", () => {
     const payload = `  ${JSON.stringify(JSON.parse(simpleSigningPayload(subject.digest)), null, 4)}\n\n`;
     await cosignReferrer(repository, subject, [await signedPayload(ecRelease, subject.digest, payload)]);
     expect((await verdictOf(repository, "v1")).status).toBe("verified");
+  });
+
+  it("verifies a P-384 key's signature (SHA-256, as cosign hashes) where a second entry trusts it", async () => {
+    const repository = "signed/cosign-p384";
+    const subject = await image(repository, "v1");
+    await cosignReferrer(repository, subject, [await signedPayload(ecP384, subject.digest)]);
+    expect((await verdictOf(repository, "v1")).signers?.[0]?.signer).toBe("release-p384");
+    // The P-384 key vouches for that repository only.
+    const elsewhere = "signed/cosign-p384-elsewhere";
+    const other = await image(elsewhere, "v1");
+    await cosignReferrer(elsewhere, other, [await signedPayload(ecP384, other.digest)]);
+    expect((await verdictOf(elsewhere, "v1")).status).toBe("invalid");
   });
 
   it("finds a tampered payload invalid: the signature no longer covers it", async () => {
@@ -282,6 +296,20 @@ describe("Notation signatures (JWS, X.509 chain)", () => {
     const { verdict } = await notationCase("signed/notation-valid");
     expect(verdict.status).toBe("verified");
     expect(verdict.signers?.[0]).toMatchObject({ format: "notation", signer: "O=Signature Tests, CN=Corp Signer (root corp-ca)" });
+  });
+
+  it("verifies a PS256 envelope signed with an RSA 2048 key", async () => {
+    const rsaLeaf = await certificate({ subject: "Corp RSA Signer", key: await rsaKey("rsa-pss"), ca: false, codeSigning: true, issuer: ca.intermediate });
+    const { verdict } = await notationCase("signed/notation-rsa", { chain: chainOf(rsaLeaf, ca.intermediate, ca.root), alg: "PS256" });
+    expect(verdict.status).toBe("verified");
+    expect(verdict.signers?.[0]?.signer).toBe("O=Signature Tests, CN=Corp RSA Signer (root corp-ca)");
+  });
+
+  it("finds an x5c certificate that does not parse invalid, saying which", async () => {
+    const truncated = { ...ca.leaf, der: ca.leaf.der.subarray(0, ca.leaf.der.length - 10) };
+    const { verdict } = await notationCase("signed/notation-truncated", { chain: chainOf(ca.leaf, truncated as Issued, ca.root) });
+    expect(verdict.status).toBe("invalid");
+    expect(verdict.problems?.[0]?.reason).toMatch(/^x5c\[1\] is not a usable certificate: /);
   });
 
   it("finds an envelope whose payload was changed after signing invalid", async () => {
