@@ -23,10 +23,10 @@ export function isDeadLetterQueue(queue: string): boolean {
 
 /** The Worker's queue handler, for both the events queue and its dead-letter queue. */
 export async function handleWebhookBatch(batch: MessageBatch<WebhookMessage>, env: Env): Promise<void> {
-  const config = configOf(env);
   const records = new WebhookRecords(env.DB);
   if (isDeadLetterQueue(batch.queue)) {
-    // Failing here leaves the batch in the dead-letter queue for another try: a final failure is never lost unrecorded.
+    // Needs no configuration, so a misconfigured Worker still records what it gave up on. Failing here leaves the
+    // batch in the dead-letter queue for another try.
     await records.deadLettered(
       batch.messages.map(({ body, timestamp }) => ({
         endpoint: body.endpoint,
@@ -43,6 +43,7 @@ export async function handleWebhookBatch(batch: MessageBatch<WebhookMessage>, en
     batch.ackAll();
     return;
   }
+  const config = configOf(env);
   const outcomes = await Promise.all(batch.messages.map((message) => deliverOne(env, config, message)));
   const attempted = outcomes.filter((outcome): outcome is DeliveryOutcome => outcome !== null);
   // Status is best effort: a failed write must not send an event again that was delivered.
