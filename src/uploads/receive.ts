@@ -1,7 +1,7 @@
-import { ResumableSha256, type HashState } from "../digest";
 import { drain } from "../streams";
 import { RegistryError } from "../errors";
 import { uploadObjectKey } from "../storage/objects";
+import { RequestHash, type HashPoint } from "./hashing";
 import { BodyReader, R2_MAX_PARTS, StreamedPart, type Piece } from "./parts";
 import { seams, step } from "./seams";
 import type { Receiving, SessionContext } from "./states";
@@ -49,14 +49,14 @@ export async function receive(
     throw partCapReached(committed.offset, maxParts, partSize);
   }
   const state: Receiving = { ...committed, pending: [...committed.pending] };
-  const hasher = ResumableSha256.from(state.hash);
+  const hashing = new RequestHash(committed, expect);
   const consumed: Piece[] = [];
   // Parts this request uploaded, and those R2 may still be finishing (at most one besides the open part), in order.
   const uploaded: R2UploadedPart[] = [];
   const finishing: Promise<R2UploadedPart>[] = [];
   let open: OpenPart | null = null;
   // Where the open part began: what the session falls back to if that part is lost.
-  let checkpoint: { received: number; hash: HashState | undefined } = { received: 0, hash: state.hash };
+  let checkpoint: HashPoint = { received: 0, hash: state.hash };
   let received = 0;
   let brokeOff = false;
 
@@ -82,7 +82,7 @@ export async function receive(
   const openPart = async (): Promise<OpenPart> => {
     const filled = state.pending.reduce((sum, piece) => sum + piece.size, 0);
     const declaredLeft = expect.length === undefined ? undefined : expect.length - received;
-    checkpoint = { received, hash: hasher.save() };
+    checkpoint = hashing.point(received);
     if (declaredLeft !== undefined && filled + declaredLeft < partSize) {
       return { filled, pieces: state.pending, streamed: null, kept: [], keptSize: 0 };
     }
@@ -131,7 +131,7 @@ export async function receive(
         open ??= await openPart();
         const take = chunk.subarray(0, partSize - open.filled);
         chunk = chunk.subarray(take.byteLength);
-        hasher.update(take);
+        hashing.update(take);
         if (open.kept) {
           open.kept.push(take);
           open.keptSize += take.byteLength;
@@ -156,7 +156,7 @@ export async function receive(
       );
     }
     brokeOff ||= expect.length !== undefined && received < expect.length;
-    let keep: { received: number; hash: HashState | undefined } = { received, hash: hasher.save() };
+    let keep = hashing.point(received);
     if (open) {
       const part: OpenPart = open;
       open = null;
@@ -168,7 +168,7 @@ export async function receive(
     for (const finished of finishing.splice(0)) uploaded.push(await finished);
     state.parts += uploaded.length;
     state.offset += keep.received;
-    state.hash = keep.hash;
+    Object.assign(state, await hashing.fields(keep, received));
   } finally {
     await open?.streamed?.abort(new Error("the request failed"));
   }

@@ -40,8 +40,15 @@ export interface Receiving extends Session {
   /** The start of the next part (less than partSize), in at most MAX_PIECES pieces beside the state. */
   pending: Piece[];
   nextPiece: number;
-  /** SHA-256 of the bytes so far. */
+  /** SHA-256 of the bytes so far, resumable: undefined at the start, and whenever nativeDigest is set. */
   hash: HashState | undefined;
+  /**
+   * Absent while `hash` holds the hash. A body of unknown length that starts the blob (docker, skopeo and podman send
+   * each blob so, in one PATCH) is hashed natively instead, several times faster than in JavaScript but not
+   * resumable: its SHA-256 is kept here, final. Null once bytes came that no hash covers (after such a body, or when
+   * it broke off inside a part it streamed without a copy): the digest is then checked on the assembled object.
+   */
+  nativeDigest?: string | null;
 }
 
 /** All the bytes are one R2 object, verified against the digest, that no D1 row names yet. */

@@ -63,14 +63,15 @@ export async function dedupe(session: SessionContext, state: Receiving, digest: 
 
 /**
  * receiving → assembled: the bytes become one R2 object at the upload's own key (fixed before the digest is known,
- * never reused), verified against the digest: a SHA-256 was hashed as the bytes came, a SHA-512 is checked by R2 or
- * read back. Retried, a put is made again; a multipart upload's last part is uploaded again and completed, or, when a
- * completion took effect before its answer was lost, the object it left is taken.
+ * never reused), verified against the digest: `checked` when their SHA-256 was hashed as they came, else (a SHA-512,
+ * or bytes no hash covers) checked by R2 or read back. Retried, a put is made again; a multipart upload's last part is
+ * uploaded again and completed, or, when a completion took effect before its answer was lost, the object it left is
+ * taken.
  */
-export async function assemble(session: SessionContext, state: Receiving, digest: ParsedDigest): Promise<Assembled> {
+export async function assemble(session: SessionContext, state: Receiving, digest: ParsedDigest, checked: boolean): Promise<Assembled> {
   const key = uploadObjectKey(state.uploadId);
-  const object = state.parts === 0 ? await putAll(session, state, digest, key) : await completeMultipart(session, state, key);
-  if (state.parts > 0 && digest.algorithm !== "sha256") {
+  const object = state.parts === 0 ? await putAll(session, state, digest, key, checked) : await completeMultipart(session, state, key);
+  if (state.parts > 0 && !checked) {
     const stored = await session.env.BLOBS.get(key);
     const actual = stored ? await digestOfStream(stored.body, digest.algorithm) : "missing";
     if (actual !== digest.digest) {
@@ -90,13 +91,13 @@ export async function assemble(session: SessionContext, state: Receiving, digest
 }
 
 /** Small blobs skip multipart: one put of the pending pieces, with R2 checking the hash. */
-async function putAll(session: SessionContext, state: Receiving, digest: ParsedDigest, key: string): Promise<R2Object> {
+async function putAll(session: SessionContext, state: Receiving, digest: ParsedDigest, key: string, checked: boolean): Promise<R2Object> {
   let object: R2Object | null;
   try {
     object = await step("r2.put", () => session.env.BLOBS.put(key, session.store.pieces.stream(state.pending), checksumOption(digest)));
   } catch (error) {
-    // A SHA-256 was checked as the bytes came: R2 failed, and the PUT may be retried. A SHA-512 only R2 checks.
-    if (digest.algorithm === "sha256") throw error;
+    // Bytes checked as they came: R2 failed, and the PUT may be retried. Unchecked ones (a SHA-512) only R2 checks.
+    if (checked) throw error;
     await discard(session, state);
     throw mismatch(digest.digest, "computed by R2");
   }

@@ -69,12 +69,14 @@ export class UploadSession extends DurableObject<Env> {
       if (state.phase === "receiving") {
         const received = await this.lastChunk(state, digest, body, expect);
         const actual = sha256Of(received);
-        if (digest.algorithm === "sha256" && actual !== digest.digest) {
+        if (digest.algorithm === "sha256" && actual !== null && actual !== digest.digest) {
           // Only a whole body of the wrong digest ends the upload.
           await discard(session, received);
           throw mismatch(digest.digest, actual);
         }
-        state = (await dedupe(session, received, digest)) ?? (await assemble(session, received, digest));
+        // Bytes no hash covers (and a SHA-512) are checked on the assembled object, and cannot be linked before.
+        const checked = digest.algorithm === "sha256" && actual === digest.digest;
+        state = (checked ? await dedupe(session, received, digest) : null) ?? (await assemble(session, received, digest, checked));
       } else {
         // Completed already but for the record (a retried PUT): any body repeats bytes taken.
         await drain(body);
@@ -146,6 +148,8 @@ export class UploadSession extends DurableObject<Env> {
   }
 }
 
-function sha256Of(state: Receiving): string {
+/** The SHA-256 of the bytes received, or null when no hash covers them all. */
+function sha256Of(state: Receiving): string | null {
+  if (state.nativeDigest !== undefined) return state.nativeDigest;
   return ResumableSha256.from(state.hash).digest();
 }

@@ -26,6 +26,16 @@ async function uploadInChunks(repository: string, bytes: Uint8Array, chunkSizes:
   return location;
 }
 
+/** A request body of unknown length (no Content-Length), in 256 KiB chunks, as docker streams a layer. */
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let at = 0; at < bytes.byteLength; at += 256 * 1024) controller.enqueue(bytes.slice(at, at + 256 * 1024));
+      controller.close();
+    },
+  });
+}
+
 /** A request body that sends the first `cut` bytes, then fails as a dropped connection does. */
 function breaksOffAfter(bytes: Uint8Array, cut: number): ReadableStream<Uint8Array> {
   let at = 0;
@@ -226,6 +236,57 @@ describe("streamed upload (PATCH without Content-Range)", () => {
     // The second part was streaming to R2 with no copy kept: the session is back at the end of the first.
     expect(await offsetOf(location)).toBe(5 * MiB);
     await completeFrom(location, bytes, 5 * MiB, "uploads/broken-declared");
+  });
+
+  // A body of unknown length that starts the blob is hashed natively, and that hash cannot take more bytes: a second
+  // streamed PATCH leaves bytes no hash covers, checked on the assembled object (a put R2 checks, or a read back).
+  for (const [name, sizes] of [
+    ["multipart object", [7 * MiB, 5 * MiB + 3]],
+    ["single put", [MiB, MiB + 3]],
+  ] as const) {
+    it(`checks the digest of two streamed PATCHes on the assembled object (${name}), refusing a wrong one`, async () => {
+      const repository = `uploads/two-streams-${sizes[0]}`;
+      const bytes = randomBytes(sizes[0] + sizes[1]);
+      const digest = await sha256(bytes);
+      const wrongBytes = bytes.slice();
+      wrongBytes[sizes[0] + 1]! ^= 1;
+      for (const [sent, claimed] of [
+        [wrongBytes, digest],
+        [bytes, digest],
+      ] as const) {
+        const location = await startUpload(repository);
+        for (const [from, to] of [
+          [0, sizes[0]],
+          [sizes[0], sent.byteLength],
+        ] as const) {
+          const response = await call(location, { method: "PATCH", body: streamOf(sent.subarray(from, to)), duplex: "half" } as RequestInit);
+          expect(response.status).toBe(202);
+          expect(response.headers.get("Range")).toBe(`0-${to - 1}`);
+        }
+        const completed = await call(`${location}?digest=${claimed}`, { method: "PUT" });
+        const uploadId = location.split("/").at(-1)!;
+        if (sent === wrongBytes) {
+          await expectError(completed, 400, "DIGEST_INVALID");
+          await expectError(await call(`/v2/${repository}/blobs/${digest}`), 404, "BLOB_UNKNOWN");
+          await expectError(await call(location), 404, "BLOB_UPLOAD_UNKNOWN");
+          expect((await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects).toEqual([]);
+        } else {
+          expect(completed.status).toBe(201);
+          expect(await sha256(await readBlob(repository, digest))).toBe(digest);
+        }
+      }
+    });
+  }
+
+  it("refuses a wrong digest for one streamed PATCH (hashed natively) before assembling anything", async () => {
+    const bytes = randomBytes(6 * MiB + 5);
+    const location = await startUpload("uploads/streamed-wrong");
+    expect((await call(location, { method: "PATCH", body: streamOf(bytes), duplex: "half" } as RequestInit)).status).toBe(202);
+    const wrong = await sha256(bytes.subarray(1));
+    await expectError(await call(`${location}?digest=${wrong}`, { method: "PUT" }), 400, "DIGEST_INVALID");
+    await expectError(await call(location), 404, "BLOB_UPLOAD_UNKNOWN");
+    const uploadId = location.split("/").at(-1)!;
+    expect((await env.BLOBS.list({ prefix: `uploads/${uploadId}/` })).objects).toEqual([]);
   });
 
   it("refuses a body over the configured limit with 413 and leaves the session as it was", async () => {
