@@ -1,4 +1,5 @@
 import { Hono, type Context } from "hono";
+import { auditsRefusals, registryWrite } from "./audit/requests";
 import { authenticate } from "./auth/middleware";
 import { ConfigError } from "./config";
 import { registryOf, type AppEnv } from "./context";
@@ -31,6 +32,8 @@ app.use("*", async (c, next) => {
 });
 
 app.use("/v2/*", authenticate);
+// Refused writes of authenticated callers go to the audit log (src/audit/requests.ts).
+app.use("/v2/*", auditsRefusals(registryWrite));
 app.use("/api/*", authenticate);
 
 app.route("/", token);

@@ -22,6 +22,7 @@ export interface Env {
   GC_SUBREQUEST_BUDGET?: string;
   GC_DRY_RUN?: string;
   RETENTION?: string;
+  AUDIT_RETENTION_DAYS?: string;
   EDGE_CACHE_MAX_BYTES?: string;
   TAG_CACHE_SECONDS?: string;
   BLOB_REDIRECT?: string;
@@ -44,12 +45,12 @@ export interface Env {
   PUBLIC_REPOSITORIES?: string;
   OIDC_TRUST_POLICIES?: string;
   OIDC_ALLOW_HTTP_ISSUERS?: string;
+  SIGNATURE_TRUST?: string;
   WEBHOOKS?: string;
   WEBHOOKS_ALLOW_HTTP?: string;
   WEBHOOKS_RETRY_SECONDS?: string;
   /** The queue webhook events go to (wrangler.toml; needed once WEBHOOKS lists an endpoint). */
   EVENTS?: Queue<WebhookMessage>;
-  SIGNATURE_TRUST?: string;
   /** Secrets. */
   TOKEN_SIGNING_KEY?: string;
   ADMIN_TOKEN?: string;
@@ -95,14 +96,14 @@ const ConfigSchema = z
   ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
   // Read-only namespaces backed by upstream registries (pull-through cache); see src/mirror/config.ts.
   MIRRORS: Mirrors,
+  // Keys (cosign) and roots (Notation) trusted for signatures, per repository pattern; see src/signatures/trust.ts.
+  SIGNATURE_TRUST: SignatureTrust,
   // Endpoints told of pushes, deletes and (if they ask) pulls, through the EVENTS queue; see src/webhooks/config.ts.
   WEBHOOKS: Webhooks,
   // Tests only: an endpoint may be plain http on a loopback host.
   WEBHOOKS_ALLOW_HTTP: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
   // The wait before a failed delivery's first retry (seconds); each next one doubles, up to an hour.
   WEBHOOKS_RETRY_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
-  // Keys (cosign) and roots (Notation) trusted for signatures, per repository pattern; see src/signatures/trust.ts.
-  SIGNATURE_TRUST: SignatureTrust,
   // Optional: the most bytes of blobs this registry stores; a push past it is refused.
   STORAGE_QUOTA_BYTES: z.coerce.number().int().positive().optional(),
   // Repository patterns whose tags, once pushed, may not be moved or deleted.
@@ -119,6 +120,13 @@ const ConfigSchema = z
   GC_DRY_RUN: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
   // Retention rules per repository pattern (keep last N tags, keep matching tags, delete untagged after N days).
   RETENTION: RetentionRules,
+  // The audit log keeps rows this many days (0: for ever); older ones go, a bounded batch each GC pass.
+  AUDIT_RETENTION_DAYS: z.coerce
+    .number({ message: "must be a number of days" })
+    .int("must be a whole number of days")
+    .min(0, "must be 0 (keep for ever) or more days")
+    .max(36_500, "must be at most 36500 days")
+    .default(90),
   // Blobs and manifests by digest up to this size are kept in the edge cache (0 turns it off).
   EDGE_CACHE_MAX_BYTES: z.coerce.number().int().min(0).max(512 * MiB).default(32 * MiB),
   // Manifests by tag are kept in the edge cache this long (0: never; tags then say no-cache). At most 5 minutes.

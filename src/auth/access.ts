@@ -6,6 +6,8 @@ import type { TokenClaims } from "./signing";
 export interface Access {
   /** "anonymous", an access token's name, or "admin". */
   subject: string;
+  /** Who the audit log names: an access token's id, "admin", an OIDC identity, or "anonymous". */
+  actor: string;
   /** How the caller identified: nothing, a password (Basic), a token we issued (Bearer), or an open registry. */
   via: "none" | "basic" | "bearer" | "open";
   allows(repository: string, action: Action): boolean;
@@ -13,12 +15,13 @@ export interface Access {
   pullPatterns: string[] | null;
 }
 
-export const OPEN_ACCESS: Access = { subject: "anonymous", via: "open", allows: () => true, pullPatterns: null };
+export const OPEN_ACCESS: Access = { subject: "anonymous", actor: "anonymous", via: "open", allows: () => true, pullPatterns: null };
 
 /** Access by scopes: an anonymous caller's (the public rules) or a credential's (its scopes and the public rules). */
-export function scopedAccess(subject: string, via: "none" | "basic", scopes: Scope[]): Access {
+export function scopedAccess(subject: string, via: "none" | "basic", scopes: Scope[], actor = "anonymous"): Access {
   return {
     subject,
+    actor,
     via,
     allows: (repository, action) => actionsFor(scopes, repository).has(action),
     pullPatterns: scopes.filter((scope) => scope.actions.includes("pull")).map((scope) => scope.repository),
@@ -37,6 +40,7 @@ export function bearerAccess(claims: TokenClaims, publicScopes: Scope[]): Access
   }
   return {
     subject: claims.sub,
+    actor: claims.actor,
     via: "bearer",
     allows: (repository, action) =>
       granted.get(repository)?.has(action) === true || actionsFor(publicScopes, repository).has(action),

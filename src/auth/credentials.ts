@@ -1,3 +1,4 @@
+import { ADMIN_ACTOR } from "../audit/events";
 import { toHex } from "../digest";
 import { AccessTokenRecords, type AccessTokenRecord } from "../storage/access-token-records";
 import { ACTIONS, type Scope } from "./scopes";
@@ -5,6 +6,8 @@ import { ACTIONS, type Scope } from "./scopes";
 /** Who presented a valid secret, and what it may do. */
 export interface Credential {
   subject: string;
+  /** Who the audit log names: the access token's id, "admin", or an OIDC identity (oidc:<issuer>#<sub>). */
+  actor: string;
   scopes: Scope[];
   admin: boolean;
   /** When the credential stops being valid (epoch milliseconds); null when it does not expire. */
@@ -45,7 +48,7 @@ export async function verifySecret(
   now = Date.now(),
 ): Promise<Credential | null> {
   if (adminToken !== undefined && (await sameSecret(password, adminToken))) {
-    return { subject: "admin", scopes: ADMIN_SCOPES, admin: true, expiresAt: null };
+    return { subject: "admin", actor: ADMIN_ACTOR, scopes: ADMIN_SCOPES, admin: true, expiresAt: null };
   }
   const match = ACCESS_TOKEN.exec(password);
   if (!match) return null;
@@ -53,7 +56,7 @@ export async function verifySecret(
   if (!record || !usable(record, now)) return null;
   const hash = await hashSecret(match[2]!);
   if (!(await sameSecret(hash, record.secretHash))) return null;
-  return { subject: record.name, scopes: record.scopes, admin: false, expiresAt: record.expiresAt };
+  return { subject: record.name, actor: record.id, scopes: record.scopes, admin: false, expiresAt: record.expiresAt };
 }
 
 function usable(record: AccessTokenRecord, now: number): boolean {

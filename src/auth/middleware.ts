@@ -37,7 +37,7 @@ async function accessOf(c: Context<AppEnv>): Promise<Access> {
     }
   }
   const credential = await authenticateBasic(c, header);
-  return scopedAccess(credential.subject, "basic", [...credential.scopes, ...publicScopes]);
+  return scopedAccess(credential.subject, "basic", [...credential.scopes, ...publicScopes], credential.actor);
 }
 
 /** Verifies an `Authorization: Basic` header's password (a malformed header is a wrong password). */

@@ -71,7 +71,7 @@ export async function verifyOidcToken(config: OidcSettings, token: string, keys 
   const trusting = trustingPolicies(policies, protectedHeader.alg, payload);
   if (trusting.length === 0) return { refused: "no trust policy matches its claims", issuer, subject };
   return {
-    credential: { subject, scopes: trusting.flatMap((policy) => policy.scopes), admin: false, expiresAt: payload.exp! * 1000 },
+    credential: { subject, actor: `oidc:${issuer}#${String(payload.sub ?? "").slice(0, 200)}`, scopes: trusting.flatMap((policy) => policy.scopes), admin: false, expiresAt: payload.exp! * 1000 },
     policies: trusting.map((policy) => policy.name ?? `OIDC_TRUST_POLICIES.${config.OIDC_TRUST_POLICIES.indexOf(policy)}`),
   };
 }

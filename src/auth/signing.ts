@@ -48,6 +48,8 @@ export interface AccessEntry {
 
 export interface TokenClaims {
   sub: string;
+  /** Who the audit log names (Credential.actor, or "anonymous"): `sub` is a name, which several tokens may share. */
+  actor: string;
   access: AccessEntry[];
   /** With the registry:catalog scope: the patterns of repositories the holder may pull, for filtering the catalog. */
   catalog?: string[];
@@ -75,7 +77,7 @@ export async function issueToken(
   const issuedAt = new Date();
   const now = Math.floor(issuedAt.getTime() / 1000);
   const exp = Math.min(now + lifetimeSeconds, notAfter === null ? Infinity : Math.floor(notAfter / 1000) - CLOCK_TOLERANCE_SECONDS);
-  const token = await new SignJWT({ access: claims.access, ...(claims.catalog && { catalog: claims.catalog }) })
+  const token = await new SignJWT({ access: claims.access, actor: claims.actor, ...(claims.catalog && { catalog: claims.catalog }) })
     .setProtectedHeader({ alg: ALGORITHM, kid, typ: "JWT" })
     .setIssuer(service)
     .setAudience(service)
@@ -100,5 +102,7 @@ export async function verifyToken(secret: string, service: string, token: string
   });
   const access = Array.isArray(payload.access) ? (payload.access as AccessEntry[]) : [];
   const catalog = Array.isArray(payload.catalog) ? (payload.catalog as string[]) : undefined;
-  return { sub: payload.sub!, access, ...(catalog && { catalog }) };
+  // A token signed before the claim existed names its subject.
+  const actor = typeof payload.actor === "string" ? payload.actor : payload.sub!;
+  return { sub: payload.sub!, actor, access, ...(catalog && { catalog }) };
 }

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { recordFailedLogin } from "../audit/requests";
 import type { AppEnv } from "../context";
 import { toHex } from "../digest";
 import { RegistryError } from "../errors";
@@ -34,7 +35,11 @@ export interface Attempt {
  */
 export async function verifyLimited<T>(c: Context<AppEnv>, attempt: Attempt, verify: () => Promise<T | null>): Promise<T | null> {
   const limiter = c.env.AUTH_FAILURES;
-  if (!limiter) return verify();
+  if (!limiter) {
+    const credential = await verify();
+    if (credential === null) await recordFailedLogin(c, attempt, "failed");
+    return credential;
+  }
   const client = await clientOf(c, attempt);
   const now = Date.now();
   const blocked = await marks.until(`blocked/${client}`, now);
@@ -44,11 +49,15 @@ export async function verifyLimited<T>(c: Context<AppEnv>, attempt: Attempt, ver
   const seenValid = (await marks.until(`valid/${secret}`, now)) !== null;
   if (!seenValid && !(await limiter.limit({ key: `auth:${client}` })).success) {
     await marks.mark(`blocked/${client}`, now + WINDOW_MS, now);
+    await recordFailedLogin(c, attempt, "denied");
     throw tooManyFailures(WINDOW_MS);
   }
   const credential = await verify();
-  if (credential === null) await marks.mark(`failed/${secret}`, now + WINDOW_MS, now);
-  else if (!seenValid) await marks.mark(`valid/${secret}`, now + WINDOW_MS, now);
+  if (credential === null) {
+    // Counted, so recorded in the audit log (a failure already counted in this window is neither).
+    await marks.mark(`failed/${secret}`, now + WINDOW_MS, now);
+    await recordFailedLogin(c, attempt, "failed");
+  } else if (!seenValid) await marks.mark(`valid/${secret}`, now + WINDOW_MS, now);
   return credential;
 }
 

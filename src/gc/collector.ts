@@ -1,3 +1,5 @@
+import { GC } from "../audit/events";
+import { AuditRecords } from "../storage/audit-records";
 import { GcRecords, type GarbageBlob } from "../storage/gc-records";
 import { MirrorContentRecords, type MirrorEntry } from "../storage/mirror-records";
 import { Budget } from "./budget";
@@ -7,6 +9,9 @@ import { applyRetention, type RetentionReport, type RetentionRule } from "./rete
 export const DEFAULT_SUBREQUESTS = 500;
 // Blobs deleted per D1 batch (three statements each).
 const DELETES_PER_BATCH = 25;
+// Audit log rows go at most this many batches (of GC_BATCH_SIZE) per pass: 20 × 500 every 15 minutes is about a
+// million a day, more than a busy registry writes.
+const AUDIT_BATCHES_PER_PASS = 20;
 
 export interface GcOptions {
   /** Report what would go without changing anything. */
@@ -22,6 +27,8 @@ export interface GcOptions {
   subrequests?: number;
   /** Mirrors with a maxBytes: the least recently pulled of what they hold goes until they fit. */
   mirrors?: { prefix: string; maxBytes?: number }[];
+  /** Audit log rows older than this many days are deleted (AUDIT_RETENTION_DAYS; 0 or none: kept). */
+  auditRetentionDays?: number;
 }
 
 export interface EvictedImage extends MirrorEntry {
@@ -38,6 +45,8 @@ export interface GcReport {
   deleted: GarbageBlob[];
   orphans: { key: string; size: number }[];
   bytesFreed: number;
+  /** Audit log rows past AUDIT_RETENTION_DAYS deleted (in a dry run: that would be, up to a batch). */
+  auditEventsDeleted: number;
   /** True when a step hit its batch size or the budget: the next pass continues. */
   more: boolean;
   /** Subrequests this pass made. */
@@ -69,7 +78,7 @@ export class GarbageCollector {
     const now = options.now ?? Date.now();
     const before = now - options.graceMs;
     const budget = new Budget(options.subrequests ?? DEFAULT_SUBREQUESTS);
-    const report: GcReport = { dryRun: options.dryRun, retention: { tags: [], manifests: [] }, evicted: [], unmarked: 0, marked: [], deleted: [], orphans: [], bytesFreed: 0, more: false, subrequests: 0 };
+    const report: GcReport = { dryRun: options.dryRun, retention: { tags: [], manifests: [] }, evicted: [], unmarked: 0, marked: [], deleted: [], orphans: [], bytesFreed: 0, auditEventsDeleted: 0, more: false, subrequests: 0 };
     // Each step runs only if the budget affords it; one that cannot leaves the rest to the next pass.
     const step = async (calls: number, work: () => Promise<void>) => {
       if (!budget.spend(calls)) {
@@ -138,6 +147,22 @@ export class GarbageCollector {
       });
     }
 
+    // Last, with what the budget leaves: the oldest audit rows, a batch per call from the front of the time index.
+    if (options.auditRetentionDays) {
+      const audit = new AuditRecords(this.db);
+      const cutoff = now - options.auditRetentionDays * 86_400_000;
+      for (let batches = 0; ; batches++) {
+        if (batches === AUDIT_BATCHES_PER_PASS || !budget.spend(1)) {
+          report.more = true;
+          break;
+        }
+        const deleted = options.dryRun ? await audit.countBefore(cutoff, options.batch) : await audit.deleteBefore(cutoff, options.batch);
+        report.auditEventsDeleted += deleted;
+        // A dry run deletes nothing, so counting on would count the same rows again.
+        if (deleted < options.batch || options.dryRun) break;
+      }
+    }
+
     report.bytesFreed = [...report.deleted, ...report.orphans].reduce((sum, item) => sum + item.size, 0);
     report.subrequests = budget.used;
     return report;
@@ -162,7 +187,7 @@ export class GarbageCollector {
     const evicted: MirrorEntry[] = [];
     for (let at = 0; at < chosen.length; at += DELETES_PER_BATCH) {
       if (!budget.spend(1)) return { entries: evicted, more: true };
-      evicted.push(...(await contents.evict(prefix, chosen.slice(at, at + DELETES_PER_BATCH))));
+      evicted.push(...(await contents.evict(prefix, chosen.slice(at, at + DELETES_PER_BATCH), { by: GC, detail: { reason: "eviction", mirror: prefix } })));
     }
     // Still over (a batch was not enough, or some were pulled meanwhile): the next pass goes on.
     return { entries: evicted, more: excess > 0 || evicted.length < chosen.length };

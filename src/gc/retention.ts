@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { GC } from "../audit/events";
 import { patternMatches, RepositoryPattern } from "../auth/scopes";
 import { jsonList, RegularExpression } from "../json-setting";
 import { GcRecords } from "../storage/gc-records";
@@ -67,13 +68,15 @@ export async function applyRetention(
     return ok;
   };
   for (const [index, rule] of rules.entries()) {
+    // Its deletions' audit rows name the rule (RETENTION's index and pattern).
+    const note = { by: GC, detail: { reason: "retention", rule: index, repositories: rule.repositories } };
     // Reading and saving the rule's cursor are paid for up front: a walk stopped by the budget still saves where it got.
     const walk = { records, cursors, immutable, options, report, afford };
     if (rule.keepLastTags !== undefined) {
       const keepLast = rule.keepLastTags;
       // Per page of repositories: one query for the tags past the newest keepLastTags, one batch to delete them.
       await walkTags(walk, rule, `retention:${index}:${rule.repositories}`, 3, (repositories) => records.tagsBeyond(repositories, keepLast), async (expired) => {
-        report.tags.push(...(options.dryRun ? expired : await records.deleteTags(expired)).map(({ repository, name }) => ({ repository, tag: name })));
+        report.tags.push(...(options.dryRun ? expired : await records.deleteTags(expired, note)).map(({ repository, name }) => ({ repository, tag: name })));
       });
     }
     if (rule.notPulledDays !== undefined) {
@@ -82,7 +85,7 @@ export async function applyRetention(
       // Per page: the tags pushed and not pulled since the cutoff (by tag or their manifest by digest), one batch that
       // deletes them (each re-checked), and the manifests they leave untagged (a query and a batch).
       await walkTags(walk, rule, `retention:${index}:not-pulled:${rule.repositories}`, 5, (repositories) => unpulled.tags(repositories, cutoff), async (expired) => {
-        const deleted = options.dryRun ? expired : await unpulled.deleteTags(expired, cutoff);
+        const deleted = options.dryRun ? expired : await unpulled.deleteTags(expired, cutoff, note);
         report.tags.push(...deleted.map(({ repository, name }) => ({ repository, tag: name })));
         // Their manifests, once no tag or index points at them and they were neither pushed nor pulled since the cutoff.
         const manifests = new Map<string, { repository: string; digest: string; tags: string[] }>();
@@ -92,7 +95,7 @@ export async function applyRetention(
           manifests.get(key)!.tags.push(tag.name);
         }
         const candidates = [...manifests.values()];
-        report.manifests.push(...(options.dryRun ? await unpulled.wouldGo(candidates, cutoff) : await unpulled.deleteManifests(candidates, cutoff)));
+        report.manifests.push(...(options.dryRun ? await unpulled.wouldGo(candidates, cutoff) : await unpulled.deleteManifests(candidates, cutoff, note)));
       });
     }
     // The cursor's read and save, the walk's query, the deleting batch.
@@ -102,7 +105,7 @@ export async function applyRetention(
       const cursor = `retention:${index}:untagged:${rule.repositories}`;
       const walked = await records.untaggedManifests(rule.repositories, parseKey(await cursors.cursor(cursor)), olderThan, rule.deleteReferrers, options.limit);
       report.more ||= walked.next !== null;
-      const deleted = options.dryRun ? walked.chosen : await records.deleteUntagged(walked.chosen, olderThan, rule.deleteReferrers);
+      const deleted = options.dryRun ? walked.chosen : await records.deleteUntagged(walked.chosen, olderThan, rule.deleteReferrers, note);
       report.manifests.push(...deleted);
       if (!options.dryRun) await cursors.setCursor(cursor, walked.next ? `${walked.next.repository}@${walked.next.digest}` : undefined);
     }

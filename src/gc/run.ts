@@ -15,24 +15,27 @@ export async function collectGarbage(env: Env, overrides: { dryRun?: boolean } =
     retention: { rules: config.RETENTION, immutable: config.IMMUTABLE_TAGS },
     subrequests: config.GC_SUBREQUEST_BUDGET,
     mirrors: config.MIRRORS,
+    auditRetentionDays: config.AUDIT_RETENTION_DAYS,
   });
-  console.log(
-    JSON.stringify({
-      event: "gc",
-      dryRun: report.dryRun,
-      tagsDeleted: report.retention.tags.length,
-      manifestsDeleted: report.retention.manifests.length,
-      mirrorEvicted: report.evicted.length,
-      mirrorBytesEvicted: report.evicted.reduce((sum, entry) => sum + entry.bytes, 0),
-      unmarked: report.unmarked,
-      marked: report.marked.length,
-      deleted: report.deleted.length,
-      orphans: report.orphans.length,
-      bytesFreed: report.bytesFreed,
-      more: report.more,
-      subrequests: report.subrequests,
-      durationMs: Date.now() - started,
-    }),
-  );
+  console.log(JSON.stringify({ event: "gc", ...gcSummary(report), durationMs: Date.now() - started }));
   return report;
+}
+
+/** A pass's counts, for its log line and the audit row of a pass an admin ran. */
+export function gcSummary(report: GcReport) {
+  return {
+    dryRun: report.dryRun,
+    tagsDeleted: report.retention.tags.length,
+    manifestsDeleted: report.retention.manifests.length,
+    mirrorEvicted: report.evicted.length,
+    mirrorBytesEvicted: report.evicted.reduce((sum, entry) => sum + entry.bytes, 0),
+    unmarked: report.unmarked,
+    marked: report.marked.length,
+    deleted: report.deleted.length,
+    orphans: report.orphans.length,
+    bytesFreed: report.bytesFreed,
+    auditEventsDeleted: report.auditEventsDeleted,
+    more: report.more,
+    subrequests: report.subrequests,
+  };
 }

@@ -1,9 +1,12 @@
 import { Hono, type MiddlewareHandler } from "hono";
+import { ADMIN_ACTOR, actorOf } from "../audit/events";
+import { nextPageQuery, parseAuditQuery, readAuditLog } from "../audit/log";
+import { recordAdminRun } from "../audit/requests";
 import { parseBasic, sameSecret } from "../auth/credentials";
 import { verifyLimited } from "../auth/throttle";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
-import { collectGarbage } from "../gc/run";
+import { collectGarbage, gcSummary } from "../gc/run";
 import { prewarmMirrors, prewarmStatus } from "../mirror/prewarm";
 import { mirrorStats } from "../mirror/stats";
 import { AccessTokenService, NewAccessToken, parseAccessTokenId } from "../services/access-tokens";
@@ -36,21 +39,36 @@ export const admin = new Hono<AppEnv>()
         message: "invalid access token request",
       });
     }
-    return c.json(await new AccessTokenService(c.env.DB).create(body.data), 201);
+    return c.json(await new AccessTokenService(c.env.DB).create(body.data, actorOf(c, ADMIN_ACTOR)), 201);
   })
   // One garbage collection pass now; ?dryRun=true reports what would go, with sizes, and changes nothing.
-  .post("/admin/gc", async (c) => c.json(await collectGarbage(c.env, { dryRun: c.req.query("dryRun") === "true" })))
+  .post("/admin/gc", async (c) => {
+    const report = await collectGarbage(c.env, { dryRun: c.req.query("dryRun") === "true" });
+    await recordAdminRun(c, "admin.gc", gcSummary(report));
+    return c.json(report);
+  })
   .get("/admin/usage", async (c) => c.json(await c.var.registry.quota.usage()))
   // Per mirror: hits, misses, revalidations, stale serves, upstream errors, bytes fetched upstream and bytes saved.
   .get("/admin/mirrors", async (c) => c.json({ mirrors: await mirrorStats(c.env.DB, c.var.registry.config.MIRRORS) }))
   // Pre-warming: per mirror with a prewarm setting, each tag kept warm and how its last refresh went.
   .get("/admin/mirrors/prewarm", async (c) => c.json({ mirrors: await prewarmStatus(c.env.DB, c.var.registry.config.MIRRORS) }))
   // One pre-warming pass now (as the cron runs it): what it refreshed.
-  .post("/admin/mirrors/prewarm", async (c) => c.json({ mirrors: await prewarmMirrors(c.env, c.executionCtx) }))
+  .post("/admin/mirrors/prewarm", async (c) => {
+    const mirrors = await prewarmMirrors(c.env, c.executionCtx);
+    await recordAdminRun(c, "admin.prewarm", { mirrors: mirrors.map((mirror) => ({ prefix: mirror.prefix, refreshed: mirror.refreshed.length })) });
+    return c.json({ mirrors });
+  })
   // Per webhook endpoint: deliveries, failed attempts, dead letters, the last success and failure.
   .get("/admin/webhooks", async (c) => c.json({ endpoints: await webhookStatus(c.env.DB, c.var.registry.config.WEBHOOKS) }))
   .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
+  // The audit log, newest first: ?action=&repository=&actor=&since=&until=&limit=&cursor= (README: "Audit log").
+  .get("/admin/audit", async (c) => {
+    const query = parseAuditQuery((name) => c.req.query(name));
+    const page = await readAuditLog(c.var.registry.db.current, query);
+    if (page.next) c.header("Link", `</admin/audit?${nextPageQuery((name) => c.req.query(name), page.next)}>; rel="next"`);
+    return c.json(page);
+  })
   .delete("/admin/tokens/:id", async (c) => {
-    await new AccessTokenService(c.env.DB).revoke(parseAccessTokenId(c.req.param("id")));
+    await new AccessTokenService(c.env.DB).revoke(parseAccessTokenId(c.req.param("id")), actorOf(c, ADMIN_ACTOR));
     return c.body(null, 204);
   });

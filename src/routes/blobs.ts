@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { actorOf } from "../audit/events";
 import { requires } from "../auth/middleware";
 import { immutable, purgeEdgeCache } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
@@ -40,7 +41,7 @@ export const blobs = new Hono<AppEnv>()
   .delete("/:name{.+}/blobs/:digest", parsePath("digest"), requires("delete"), mirrored, async (c) => {
     const { repository } = pathOf(c);
     const digest = digestOf(c);
-    await c.var.registry.blobs.unlink(repository, digest);
+    await c.var.registry.blobs.unlink(repository, digest, actorOf(c));
     await purgeEdgeCache(repository, "blobs", digest.digest);
     return c.body(null, 202);
   });

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { actorOf } from "../audit/events";
 import { requires } from "../auth/middleware";
 import { immutable, purgeEdgeCache, tagCached } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
@@ -57,23 +58,24 @@ export const manifests = new Hono<AppEnv>()
       reference,
       c.req.header("Content-Type") ?? null,
       bytes,
+      actorOf(c),
     );
     const headers: Record<string, string> = {
       Location: `/v2/${repository}/manifests/${digest}`,
       "Docker-Content-Digest": digest,
     };
     if (subject) headers["OCI-Subject"] = subject;
-    // A push by tag is also a tag move when the tag named another manifest (Distribution sends it as a push too).
-    notify(c, { action: "push", repository, digest, mediaType, size: bytes.byteLength, ...("tag" in reference && { tag: reference.tag }) });
     // A signature (a referrer, or a sha256-<hex>.sig tag): the signed manifest's verdict, after the response.
     c.var.registry.signatures.afterPush(repository, reference, subject);
+    // A push by tag is also a tag move when the tag named another manifest (Distribution sends it as a push too).
+    notify(c, { action: "push", repository, digest, mediaType, size: bytes.byteLength, ...("tag" in reference && { tag: reference.tag }) });
     if ("tag" in reference && c.var.registry.config.TAG_CACHE_SECONDS > 0) await purgeEdgeCache(repository, "manifests", reference.tag);
     return c.body(null, 201, headers);
   })
   .delete("/:name{.+}/manifests/:reference", parsePath("reference"), requires("delete"), mirrored, async (c) => {
     const { repository } = pathOf(c);
     const reference = referenceOf(c);
-    await c.var.registry.manifests.delete(repository, reference);
+    await c.var.registry.manifests.delete(repository, reference, actorOf(c));
     notify(c, { action: "delete", repository, ...("tag" in reference ? { tag: reference.tag } : { digest: reference.digest.digest }) });
     if ("tag" in reference) await purgeEdgeCache(repository, "manifests", reference.tag);
     return c.body(null, 202);

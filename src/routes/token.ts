@@ -1,4 +1,5 @@
 import { Hono, type Context } from "hono";
+import { recordLogin } from "../audit/requests";
 import { publicScopesOf } from "../auth/access";
 import { ADMIN_SCOPES, type Credential } from "../auth/credentials";
 import { authenticateBasic, authenticatePassword, serviceOf } from "../auth/middleware";
@@ -88,9 +89,11 @@ async function respond(c: Context<AppEnv>, credential: Credential | null, reques
   for (const [name, actions] of byRepository) {
     if (actions.size > 0) access.push({ type: "repository", name, actions: [...actions] });
   }
-  const claims = { sub: credential?.subject ?? "anonymous", access, ...(catalog && { catalog }) };
+  const claims = { sub: credential?.subject ?? "anonymous", actor: credential?.actor ?? "anonymous", access, ...(catalog && { catalog }) };
   // A bearer token never outlives the access token it came from.
   const issued = await issueToken(config.TOKEN_SIGNING_KEY, expected, config.TOKEN_TTL_SECONDS, claims, credential?.expiresAt ?? null);
+  // A token for a credential is a login (the audit log's); an anonymous one is not.
+  if (credential) await recordLogin(c, credential.actor);
   return c.json({
     token: issued.token,
     access_token: issued.token,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { Actor } from "../audit/events";
 import { generateAccessToken, hashSecret } from "../auth/credentials";
 import { Scope } from "../auth/scopes";
 import { RegistryError } from "../errors";
@@ -49,8 +50,8 @@ export class AccessTokenService {
     this.records = new AccessTokenRecords(db);
   }
 
-  /** Creates a token; its secret is returned this once and stored only as a hash. */
-  async create(input: NewAccessToken): Promise<AccessTokenView & { token: string }> {
+  /** Creates a token `by` someone (the audit log says who); its secret is returned this once and stored only as a hash. */
+  async create(input: NewAccessToken, by: Actor): Promise<AccessTokenView & { token: string }> {
     const now = Date.now();
     const expiresAt = input.expiresAt
       ? Date.parse(input.expiresAt)
@@ -71,7 +72,7 @@ export class AccessTokenService {
       expiresAt,
       revokedAt: null,
     };
-    await this.records.insert(record);
+    await this.records.insert(record, by);
     return { ...view(record), token };
   }
 
@@ -79,8 +80,8 @@ export class AccessTokenService {
     return (await this.records.list()).map(view);
   }
 
-  async revoke(id: AccessTokenId): Promise<void> {
-    if (!(await this.records.revoke(id, Date.now()))) {
+  async revoke(id: AccessTokenId, by: Actor): Promise<void> {
+    if (!(await this.records.revoke(id, Date.now(), by))) {
       throw new RegistryError("NOT_FOUND", { id }, { message: "no such active access token" });
     }
   }

@@ -1,3 +1,4 @@
+import type { Actor } from "../audit/events";
 import { cachedBlob, keepBlob, type Waiter } from "../cache/edge";
 import { configOf, type Env } from "../config";
 import { RegistryError } from "../errors";
@@ -66,8 +67,9 @@ export class BlobService {
   }
 
   /** Takes the blob out of the repository; refused while a manifest there references it (that image would break). */
-  async unlink(repository: string, digest: ParsedDigest): Promise<void> {
-    const { unlinked, referencedBy } = await this.records.unlink(repository, digest.digest);
+  /** Unlinks a blob from the repository `by` someone (recorded in the audit log with it). */
+  async unlink(repository: string, digest: ParsedDigest, by: Actor): Promise<void> {
+    const { unlinked, referencedBy } = await this.records.unlink(repository, digest.digest, by);
     if (unlinked) return;
     if (referencedBy) {
       throw new RegistryError("UNSUPPORTED", { repository, digest: digest.digest, referencedBy }, {

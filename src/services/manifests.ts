@@ -1,3 +1,4 @@
+import type { Actor } from "../audit/events";
 import type { Env } from "../config";
 import { digestOf } from "../digest";
 import { RegistryError } from "../errors";
@@ -49,12 +50,16 @@ export class ManifestService {
     return object.body;
   }
 
-  /** Validates and stores a manifest; returns its digest and subject. Nothing is written unless all of it is valid. */
+  /**
+   * Validates and stores a manifest pushed `by` someone (recorded in the audit log with it); returns its digest and
+   * subject. Nothing is written unless all of it is valid.
+   */
   async put(
     repository: string,
     target: Reference,
     contentType: string | null,
     bytes: Uint8Array,
+    by: Actor,
   ): Promise<{ digest: string; subject: string | null; mediaType: string }> {
     const digest = await digestOf(bytes, "digest" in target ? target.digest.algorithm : "sha256");
     if ("digest" in target && target.digest.digest !== digest) {
@@ -74,7 +79,7 @@ export class ManifestService {
       const current = await this.records.findByTag(repository, target.tag);
       if (current && current.digest !== digest) throw immutable(repository, target.tag);
     }
-    const stored = await this.store(repository, "tag" in target ? target.tag : null, digest, bytes, manifest);
+    const stored = await this.store(repository, "tag" in target ? target.tag : null, digest, bytes, manifest, { by });
     // A concurrent push may have taken the tag between the check and the write: the write keeps the first.
     if ("tag" in target && this.isImmutable(repository)) {
       const now = await this.records.findByTag(repository, target.tag);
@@ -88,7 +93,7 @@ export class ManifestService {
    * fetched when pulled, so it need not be here yet.
    */
   async putFetched(mirrorPrefix: string, repository: string, tag: string | null, digest: string, contentType: string | null, bytes: Uint8Array) {
-    return this.store(repository, tag, digest, bytes, parseManifest(contentType, bytes), mirrorPrefix);
+    return this.store(repository, tag, digest, bytes, parseManifest(contentType, bytes), { mirrorPrefix });
   }
 
   private async store(
@@ -97,9 +102,10 @@ export class ManifestService {
     digest: string,
     bytes: Uint8Array,
     { text, mediaType, parsed }: ReturnType<typeof parseManifest>,
-    /** The prefix of the mirror that fetched it, if one did. */
-    mirrorPrefix: string | null = null,
+    /** Who pushed it, or the prefix of the mirror that fetched it. */
+    source: { by: Actor } | { mirrorPrefix: string },
   ): Promise<{ digest: string; subject: string | null; mediaType: string }> {
+    const mirrorPrefix = "mirrorPrefix" in source ? source.mirrorPrefix : null;
     const { manifest } = parsed;
     const inline = bytes.byteLength <= INLINE_MANIFEST_BYTES;
     // Bytes first, then the metadata that points at them (a row that is not written leaves an orphan for the GC).
@@ -124,6 +130,7 @@ export class ManifestService {
         immutableTag: this.isImmutable(repository),
         blobsMayBeMissing: mirrorPrefix !== null,
         ...(mirrorPrefix !== null && { mirror: { prefix: mirrorPrefix } }),
+        ...("by" in source && { by: source.by }),
       },
     );
     // A blob it references was garbage collected between the check and the write: the client must push it again.
@@ -136,7 +143,8 @@ export class ManifestService {
     return this.immutableTags.some((pattern) => patternMatches(pattern, repository));
   }
 
-  async delete(repository: string, target: Reference): Promise<void> {
+  /** Deletes a tag, or a manifest with its tags, `by` someone (recorded in the audit log with it). */
+  async delete(repository: string, target: Reference, by: Actor): Promise<void> {
     if (this.isImmutable(repository)) {
       // An immutable tag stays: neither deleted itself nor taken away with its manifest.
       const tags =
@@ -146,10 +154,10 @@ export class ManifestService {
       if (tags.length > 0) throw immutable(repository, tags[0]!);
     }
     if ("tag" in target) {
-      if (!(await this.records.deleteTag(repository, target.tag))) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: target.tag });
+      if (!(await this.records.deleteTag(repository, target.tag, by))) throw new RegistryError("MANIFEST_UNKNOWN", { repository, reference: target.tag });
       return;
     }
-    const { deleted, referencedBy } = await this.records.delete(repository, target.digest.digest);
+    const { deleted, referencedBy } = await this.records.delete(repository, target.digest.digest, by);
     if (deleted) return;
     if (referencedBy) {
       throw new RegistryError("UNSUPPORTED", { repository, digest: target.digest.digest, referencedBy }, {

@@ -1,5 +1,7 @@
 // SQL for access tokens (the registry's credentials).
+import type { Actor } from "../audit/events";
 import type { Scope } from "../auth/scopes";
+import { AuditRecords } from "./audit-records";
 
 export interface AccessTokenRecord {
   id: string;
@@ -42,14 +44,18 @@ export class AccessTokenRecords {
     return row ? toRecord(row) : null;
   }
 
-  async insert(token: AccessTokenRecord): Promise<void> {
-    await this.db
-      .prepare(
-        `INSERT INTO access_tokens (id, name, owner, secret_hash, scopes, created_at, expires_at, revoked_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
-      )
-      .bind(token.id, token.name, token.owner, token.secretHash, JSON.stringify(token.scopes), token.createdAt, token.expiresAt)
-      .run();
+  /** Stores a new token and its audit row (never its secret), in one batch. */
+  async insert(token: AccessTokenRecord, by: Actor): Promise<void> {
+    const detail = { name: token.name, owner: token.owner, scopes: token.scopes, expiresAt: token.expiresAt };
+    await this.db.batch([
+      this.db
+        .prepare(
+          `INSERT INTO access_tokens (id, name, owner, secret_hash, scopes, created_at, expires_at, revoked_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
+        )
+        .bind(token.id, token.name, token.owner, token.secretHash, JSON.stringify(token.scopes), token.createdAt, token.expiresAt),
+      new AuditRecords(this.db).insert(by, { action: "token.create", target: token.id, detail }, { where: "1" }, token.createdAt),
+    ]);
   }
 
   async list(): Promise<AccessTokenRecord[]> {
@@ -57,11 +63,13 @@ export class AccessTokenRecords {
     return results.map(toRecord);
   }
 
-  async revoke(id: string, at: number): Promise<boolean> {
-    const result = await this.db
-      .prepare("UPDATE access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-      .bind(at, id)
-      .run();
-    return result.meta.changes > 0;
+  /** Revokes an active token, recorded in the audit log in the same batch; false when there was none. */
+  async revoke(id: string, at: number, by: Actor): Promise<boolean> {
+    const [result] = await this.db.batch([
+      this.db.prepare("UPDATE access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(at, id),
+      // Right after the update: recorded when it revoked the token (changes() is its count).
+      new AuditRecords(this.db).insert(by, { action: "token.revoke", target: id }, { where: "changes() = 1" }, at),
+    ]);
+    return (result?.meta.changes ?? 0) > 0;
   }
 }

@@ -1,5 +1,7 @@
 // SQL for blobs and their links to repositories.
 import { RegistryError } from "../errors";
+import type { Actor } from "../audit/events";
+import { AuditRecords } from "./audit-records";
 import type { Database } from "./database";
 import { SearchRecords } from "./search-records";
 
@@ -139,13 +141,15 @@ export class BlobRecords {
    * Takes the blob out of the repository, unless a manifest there references it (that image would break): then it
    * names the manifest. The check and the delete are one transaction.
    */
-  async unlink(repository: string, digest: string): Promise<{ unlinked: boolean; referencedBy: string | null }> {
+  async unlink(repository: string, digest: string, by: Actor): Promise<{ unlinked: boolean; referencedBy: string | null }> {
     const referencing = "SELECT manifest FROM manifest_references WHERE repository = ?1 AND child = ?2 AND kind = 'blob'";
     const [parent, deleted] = await this.db.batch<{ manifest: string }>([
       this.db.prepare(`${referencing} LIMIT 1`).bind(repository, digest),
       this.db
         .prepare(`DELETE FROM repository_blobs WHERE repository = ?1 AND digest = ?2 AND NOT EXISTS (${referencing})`)
         .bind(repository, digest),
+      // Right after the delete: recorded when it deleted the link (changes() is its count).
+      new AuditRecords(this.db).insert(by, { action: "blob.delete", repository, target: digest }, { where: "changes() = 1" }),
     ]);
     return { unlinked: (deleted?.meta.changes ?? 0) > 0, referencedBy: parent?.results[0]?.manifest ?? null };
   }

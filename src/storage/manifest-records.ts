@@ -1,4 +1,6 @@
 // SQL for manifests, what they reference, tags, and the repositories that hold them.
+import type { Actor } from "../audit/events";
+import { AuditRecords } from "./audit-records";
 import type { Database } from "./database";
 import { MirrorContentRecords } from "./mirror-records";
 import { repositoriesMatching } from "./repository-patterns";
@@ -99,12 +101,13 @@ export class ManifestRecords {
    * mirror's manifests, whose blobs come later), it is stored only if every blob it references is still linked into
    * the repository and every manifest it lists is still there: checked in the same transaction as the insert, so a
    * blob the garbage collector deletes, or a blob or child manifest deleted from the repository, meanwhile cannot end
-   * up referenced. Referencing a blob clears a collector's mark on it. Returns false when a blob was missing.
+   * up referenced. Referencing a blob clears a collector's mark on it. Returns false when a blob was missing. A push
+   * `by` someone is recorded in the audit log in the same batch, exactly when it is stored (and its tag moved).
    */
   async put(
     manifest: NewManifest,
     tag: string | null,
-    options: { immutableTag?: boolean; blobsMayBeMissing?: boolean; mirror?: { prefix: string } } = {},
+    options: { immutableTag?: boolean; blobsMayBeMissing?: boolean; mirror?: { prefix: string }; by?: Actor } = {},
   ): Promise<boolean> {
     await manifestInterleavings.beforeInsert?.(manifest.repository, manifest.digest);
     const now = Date.now();
@@ -161,8 +164,22 @@ export class ManifestRecords {
       // Size and platforms for listings (web UI, /api).
       new SearchRecords(this.db).summarize(manifest.repository, manifest.digest),
     ];
+    const audit = options.by ? { by: options.by, records: new AuditRecords(this.db) } : null;
+    const { repository, digest } = manifest;
     if (tag !== null) {
       statements.push(
+        // Before the tag moves, the row that says it moved and from where: the upsert below moves it exactly when a
+        // stored manifest's tag points elsewhere and may move.
+        ...(audit
+          ? [
+              audit.records.insert(audit.by, { action: "tag.move", repository, target: tag, detail: { to: digest } }, {
+                where: `EXISTS (SELECT 1 FROM manifests WHERE repository = ?2 AND digest = ?3) AND ?5 = 0
+                  AND EXISTS (SELECT 1 FROM tags WHERE repository = ?2 AND name = ?4 AND digest <> ?3)`,
+                detail: "json_object('from', (SELECT digest FROM tags WHERE repository = ?2 AND name = ?4))",
+                params: [repository, digest, tag, options.immutableTag ? 1 : 0],
+              }),
+            ]
+          : []),
         this.db
           .prepare(
             `INSERT INTO tags (repository, name, digest, updated_at) SELECT ?1, ?3, ?2, ?4 WHERE ${stored}
@@ -173,6 +190,17 @@ export class ManifestRecords {
         ...new SearchRecords(this.db).refresh(manifest.repository),
       );
     }
+    if (audit) {
+      // The push, once it is stored and, pushed by tag, the tag points at it (an immutable tag may not have moved).
+      const detail = { ...(tag !== null && { tag }), mediaType: manifest.mediaType, size: manifest.size };
+      statements.push(
+        audit.records.insert(audit.by, { action: "manifest.push", repository, target: digest, detail }, {
+          where: `EXISTS (SELECT 1 FROM manifests WHERE repository = ?2 AND digest = ?3)
+            AND (?4 IS NULL OR EXISTS (SELECT 1 FROM tags WHERE repository = ?2 AND name = ?4 AND digest = ?3))`,
+          params: [repository, digest, tag],
+        }),
+      );
+    }
     statements.push(this.db.prepare(`SELECT ${stored} AS stored`).bind(manifest.repository, manifest.digest));
     const results = await this.db.batch<{ stored: number }>(statements);
     return results.at(-1)?.results[0]?.stored === 1;
@@ -180,14 +208,21 @@ export class ManifestRecords {
 
   /**
    * Deletes a manifest, its references and every tag pointing at it, unless an index in the repository lists it (that
-   * index would break): then it names the index. The check and the deletes are one transaction.
+   * index would break): then it names the index. The check, the deletes and their audit row are one transaction.
    */
-  async delete(repository: string, digest: string): Promise<{ deleted: boolean; referencedBy: string | null }> {
+  async delete(repository: string, digest: string, by: Actor): Promise<{ deleted: boolean; referencedBy: string | null }> {
     const search = new SearchRecords(this.db);
     const parents = "SELECT manifest FROM manifest_references WHERE repository = ?1 AND child = ?2 AND kind = 'manifest'";
     const unreferenced = `NOT EXISTS (${parents})`;
-    const [parent, , , deleted] = await this.db.batch<{ manifest: string }>([
+    const [parent, , , , deleted] = await this.db.batch<{ manifest: string }>([
       this.db.prepare(`${parents} LIMIT 1`).bind(repository, digest),
+      // Before the deletes, under their condition, naming the tags that go with it.
+      new AuditRecords(this.db).insert(by, { action: "manifest.delete", repository, target: digest }, {
+        where: `EXISTS (SELECT 1 FROM manifests WHERE repository = ?2 AND digest = ?3)
+          AND NOT EXISTS (SELECT 1 FROM manifest_references WHERE repository = ?2 AND child = ?3 AND kind = 'manifest')`,
+        detail: "json_object('tags', json((SELECT json_group_array(name) FROM tags WHERE repository = ?2 AND digest = ?3)))",
+        params: [repository, digest],
+      }),
       this.db.prepare(`DELETE FROM tags WHERE repository = ?1 AND digest = ?2 AND ${unreferenced}`).bind(repository, digest),
       this.db.prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?2 AND ${unreferenced}`).bind(repository, digest),
       this.db.prepare(`DELETE FROM manifests WHERE repository = ?1 AND digest = ?2 AND ${unreferenced}`).bind(repository, digest),
@@ -205,8 +240,14 @@ export class ManifestRecords {
     return results.map((row) => row.name);
   }
 
-  async deleteTag(repository: string, tag: string): Promise<boolean> {
-    const [result] = await this.db.batch([
+  async deleteTag(repository: string, tag: string, by: Actor): Promise<boolean> {
+    const [, result] = await this.db.batch([
+      // Before the delete, which deletes exactly what it finds: the digest the tag pointed at.
+      new AuditRecords(this.db).insert(by, { action: "tag.delete", repository, target: tag }, {
+        where: "EXISTS (SELECT 1 FROM tags WHERE repository = ?2 AND name = ?3)",
+        detail: "json_object('digest', (SELECT digest FROM tags WHERE repository = ?2 AND name = ?3))",
+        params: [repository, tag],
+      }),
       this.db.prepare("DELETE FROM tags WHERE repository = ? AND name = ?").bind(repository, tag),
       ...new SearchRecords(this.db).refresh(repository),
     ]);

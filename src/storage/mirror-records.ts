@@ -1,3 +1,4 @@
+import { AuditRecords, type AuditNote } from "./audit-records";
 import type { Database } from "./database";
 import { SearchRecords } from "./search-records";
 
@@ -111,9 +112,10 @@ export class MirrorContentRecords {
    * Evicts the entries in one batch: each only if it was not pulled since it was chosen (its row still has that time),
    * and then its manifest, references and tags go with it. What it referenced is left to the collector's mark and
    * sweep, which keeps any blob another manifest (a pushed image, another mirrored one) still references. An index
-   * listing an evicted manifest stays: a mirror fetches missing children again when they are pulled.
+   * listing an evicted manifest stays: a mirror fetches missing children again when they are pulled. Each evicted
+   * manifest gets its audit row in the batch.
    */
-  async evict(prefix: string, entries: MirrorEntry[]): Promise<MirrorEntry[]> {
+  async evict(prefix: string, entries: MirrorEntry[], note: AuditNote): Promise<MirrorEntry[]> {
     if (entries.length === 0) return [];
     const search = new SearchRecords(this.db);
     const perEntry = entries.map(({ repository, digest, lastPulledAt, bytes }) => [
@@ -125,6 +127,8 @@ export class MirrorContentRecords {
         `DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?2 AND ${EVICTED}`,
         `DELETE FROM manifests WHERE repository = ?1 AND digest = ?2 AND ${EVICTED}`,
       ].map((sql) => this.db.prepare(sql).bind(repository, digest)),
+      // Right after the manifest's delete: recorded when it deleted it (changes() is its count).
+      new AuditRecords(this.db).insert(note.by, { action: "manifest.delete", repository, target: digest, detail: note.detail }, { where: "changes() = 1" }),
       search.forget(repository, digest),
     ]);
     const statements = perEntry.flat();

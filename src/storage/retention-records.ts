@@ -1,4 +1,5 @@
 // SQL for retention rules. Deletions re-check, in the statement itself, that nothing points at what they delete.
+import { AuditRecords, type AuditNote } from "./audit-records";
 import { rangeOf, repositoriesMatching } from "./repository-patterns";
 import { SearchRecords } from "./search-records";
 
@@ -42,16 +43,22 @@ export class RetentionRecords {
     return results;
   }
 
-  /** Deletes the tags, each only if it still points where it did when it was chosen, in one batch; returns those deleted. */
-  async deleteTags<T extends { repository: string; name: string; digest: string }>(tags: T[]): Promise<T[]> {
+  /**
+   * Deletes the tags, each only if it still points where it did when it was chosen, in one batch with an audit row
+   * for each deleted; returns those deleted.
+   */
+  async deleteTags<T extends { repository: string; name: string; digest: string }>(tags: T[], note: AuditNote): Promise<T[]> {
     if (tags.length === 0) return [];
     const search = new SearchRecords(this.db);
     const repositories = [...new Set(tags.map((tag) => tag.repository))];
     const results = await this.db.batch([
-      ...tags.map((tag) => this.db.prepare("DELETE FROM tags WHERE repository = ? AND name = ? AND digest = ?").bind(tag.repository, tag.name, tag.digest)),
+      ...tags.flatMap((tag) => [
+        this.db.prepare("DELETE FROM tags WHERE repository = ? AND name = ? AND digest = ?").bind(tag.repository, tag.name, tag.digest),
+        tagDeleted(this.db, tag, note),
+      ]),
       ...repositories.flatMap((repository) => search.refresh(repository)),
     ]);
-    return tags.filter((_, index) => (results[index]?.meta.changes ?? 0) > 0);
+    return tags.filter((_, index) => (results[index * 2]?.meta.changes ?? 0) > 0);
   }
 
   /**
@@ -77,8 +84,11 @@ export class RetentionRecords {
     };
   }
 
-  /** Deletes the chosen manifests, each re-checked in its own statements, in one batch; returns those deleted. */
-  async deleteUntagged<T extends { repository: string; digest: string }>(candidates: T[], olderThan: number, deleteReferrers: boolean): Promise<T[]> {
+  /**
+   * Deletes the chosen manifests, each re-checked in its own statements, in one batch with an audit row for each
+   * deleted; returns those deleted.
+   */
+  async deleteUntagged<T extends { repository: string; digest: string }>(candidates: T[], olderThan: number, deleteReferrers: boolean, note: AuditNote): Promise<T[]> {
     if (candidates.length === 0) return [];
     const statements = candidates.flatMap(({ repository, digest }) => {
       const chosen = `EXISTS (SELECT 1 FROM manifests m WHERE m.repository = ?1 AND m.digest = ?4 AND ${UNPOINTED} AND ${EXPIRED})`;
@@ -86,11 +96,12 @@ export class RetentionRecords {
       return [
         this.db.prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?4 AND ${chosen}`).bind(...bind),
         this.db.prepare(`DELETE FROM manifests AS m WHERE m.repository = ?1 AND m.digest = ?4 AND ${UNPOINTED} AND ${EXPIRED}`).bind(...bind),
+        manifestDeleted(this.db, { repository, digest }, note),
         new SearchRecords(this.db).forget(repository, digest),
       ];
     });
     const results = await this.db.batch(statements);
-    return candidates.filter((_, index) => (results[index * 3 + 1]?.meta.changes ?? 0) > 0);
+    return candidates.filter((_, index) => (results[index * 4 + 1]?.meta.changes ?? 0) > 0);
   }
 }
 
@@ -119,17 +130,18 @@ export class UnpulledRecords {
     return results;
   }
 
-  /** Deletes the tags, each only if it still points where it did and was still not pulled, in one batch. */
-  async deleteTags<T extends { repository: string; name: string; digest: string }>(tags: T[], cutoff: number): Promise<T[]> {
+  /** Deletes the tags, each only if it still points where it did and was still not pulled, in one batch (audited). */
+  async deleteTags<T extends { repository: string; name: string; digest: string }>(tags: T[], cutoff: number, note: AuditNote): Promise<T[]> {
     if (tags.length === 0) return [];
     const search = new SearchRecords(this.db);
     const repositories = [...new Set(tags.map((tag) => tag.repository))];
     const results = await this.db.batch([
-      ...tags.map((tag) =>
+      ...tags.flatMap((tag) => [
         this.db
           .prepare(`DELETE FROM tags AS t WHERE t.repository = ?1 AND t.name = ?3 AND t.digest = ?4 AND t.updated_at < ?2 AND ${TAG_NOT_PULLED}`)
           .bind(tag.repository, cutoff, tag.name, tag.digest),
-      ),
+        tagDeleted(this.db, tag, note),
+      ]),
       // A tag pushed again later starts counting afresh.
       ...tags.map((tag) =>
         this.db
@@ -138,7 +150,7 @@ export class UnpulledRecords {
       ),
       ...repositories.flatMap((repository) => search.refresh(repository)),
     ]);
-    return tags.filter((_, index) => (results[index]?.meta.changes ?? 0) > 0);
+    return tags.filter((_, index) => (results[index * 2]?.meta.changes ?? 0) > 0);
   }
 
   /** Of these manifests, those the deletion of these tags would leave unpointed and that were not pulled (dry run). */
@@ -157,8 +169,8 @@ export class UnpulledRecords {
     return results;
   }
 
-  /** Deletes the manifests no tag or index points at and not pushed or pulled since the cutoff, in one batch. */
-  async deleteManifests(manifests: { repository: string; digest: string }[], cutoff: number) {
+  /** Deletes the manifests no tag or index points at and not pushed or pulled since the cutoff, in one batch (audited). */
+  async deleteManifests(manifests: { repository: string; digest: string }[], cutoff: number, note: AuditNote) {
     if (manifests.length === 0) return [];
     const gone = `NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = m.repository AND t.digest = m.digest) AND ${MANIFEST_NOT_PULLED}`;
     const sizes = await this.db
@@ -170,6 +182,7 @@ export class UnpulledRecords {
         .prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?3 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository = ?1 AND m.digest = ?3 AND ${gone})`)
         .bind(repository, cutoff, digest),
       this.db.prepare(`DELETE FROM manifests AS m WHERE m.repository = ?1 AND m.digest = ?3 AND ${gone}`).bind(repository, cutoff, digest),
+      manifestDeleted(this.db, { repository, digest }, note),
       new SearchRecords(this.db).forget(repository, digest),
       this.db
         .prepare("DELETE FROM manifest_pulls WHERE repository = ?1 AND digest = ?2 AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)")
@@ -177,6 +190,17 @@ export class UnpulledRecords {
     ]);
     if (statements.length === 0) return [];
     const results = await this.db.batch(statements);
-    return sizes.results.filter((_, index) => (results[index * 4 + 1]?.meta.changes ?? 0) > 0);
+    return sizes.results.filter((_, index) => (results[index * 5 + 1]?.meta.changes ?? 0) > 0);
   }
+}
+
+// Audit rows for retention's deletions, each right after its delete: written when it deleted (changes() is its count).
+function tagDeleted(db: D1Database, tag: { repository: string; name: string; digest: string }, note: AuditNote): D1PreparedStatement {
+  const event = { action: "tag.delete", repository: tag.repository, target: tag.name, detail: { ...note.detail, digest: tag.digest } } as const;
+  return new AuditRecords(db).insert(note.by, event, { where: "changes() = 1" });
+}
+
+function manifestDeleted(db: D1Database, manifest: { repository: string; digest: string }, note: AuditNote): D1PreparedStatement {
+  const event = { action: "manifest.delete", repository: manifest.repository, target: manifest.digest, detail: note.detail } as const;
+  return new AuditRecords(db).insert(note.by, event, { where: "changes() = 1" });
 }

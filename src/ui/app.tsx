@@ -1,4 +1,7 @@
 import { Hono, type Context } from "hono";
+import { actorOf } from "../audit/events";
+import { parseAuditQuery, readAuditLog } from "../audit/log";
+import { auditsRefusals, recordLogin } from "../audit/requests";
 import { scopedAccess } from "../auth/access";
 import { authenticatePassword } from "../auth/middleware";
 import { purgeEdgeCache } from "../cache/edge";
@@ -11,12 +14,13 @@ import { isTag, parseDigest, parseRepositoryName, parseTag } from "../references
 import { readForm } from "../routes/bodies";
 import { describeManifest } from "../search/details";
 import { normalizeQuery, SearchService } from "../search/search";
+import { AuditPage } from "./audit";
 import { HomePage } from "./home";
 import { ErrorPage, page } from "./layout";
 import { LoginPage } from "./login";
 import { DeleteTagPage, ManifestPage } from "./manifest";
 import { RepositoryPage } from "./repository";
-import { endSession, sameOrigin, startSession, visitor } from "./session";
+import { endSession, isAdmin, sameOrigin, startSession, visitor } from "./session";
 
 const REPOSITORIES_PER_PAGE = 30;
 const TAGS_PER_PAGE = 50;
@@ -44,6 +48,15 @@ function requireDelete(c: Context<AppEnv>, repository: string): void {
   if (mirrorFor(c.var.registry.config.MIRRORS, repository)) throw readOnly();
   if (!c.var.access.allows(repository, "delete")) {
     throw new RegistryError("DENIED", { repository }, { message: `You may not delete tags of ${repository}.` });
+  }
+}
+
+/** A refused tag delete in the web UI, for the audit log (its path is valid, or it would not have got that far). */
+function uiTagDelete(c: Context<AppEnv>) {
+  try {
+    return { action: "tag.delete", repository: parseRepositoryName(c.req.param("name") ?? ""), target: parseTag(c.req.param("tag") ?? ""), detail: { place: "web" } } as const;
+  } catch {
+    return null;
   }
 }
 
@@ -76,7 +89,9 @@ export const ui = new Hono<AppEnv>()
     // Checked like a password on the registry API: same verification, same failure counting and limit.
     const password = /^[\x21-\x7e]{1,512}$/.test(token) ? token : "invalid";
     try {
-      await startSession(c, await authenticatePassword(c, "web", password), password);
+      const credential = await authenticatePassword(c, "web", password);
+      await startSession(c, credential, password);
+      await recordLogin(c, credential.actor);
     } catch (error) {
       if (!(error instanceof RegistryError) || (error.code !== "UNAUTHORIZED" && error.code !== "TOOMANYREQUESTS")) throw error;
       const retryAfter = error.headers["Retry-After"];
@@ -100,14 +115,14 @@ export const ui = new Hono<AppEnv>()
     if (!found) throw new RegistryError("MANIFEST_UNKNOWN", { repository, tag });
     return page(c, { title: `Delete ${repository}:${tag}` }, <DeleteTagPage repository={repository} tag={tag} digest={found.digest} />);
   })
-  .post("/r/:name{.+}/-/tags/:tag/delete", visitor, sameOrigin, async (c) => {
+  .post("/r/:name{.+}/-/tags/:tag/delete", visitor, sameOrigin, auditsRefusals(uiTagDelete), async (c) => {
     // The form carries nothing, but its body is held to the limit all the same.
     await readForm(c);
     const repository = pullable(c);
     const tag = parseTag(c.req.param("tag"));
     requireDelete(c, repository);
     // The API's own semantics: the tag only, and an immutable tag is refused (IMMUTABLE_TAGS).
-    await c.var.registry.manifests.delete(repository, { tag });
+    await c.var.registry.manifests.delete(repository, { tag }, actorOf(c));
     await purgeEdgeCache(repository, "manifests", tag);
     return c.redirect(`/r/${repository}?${new URLSearchParams({ deleted: tag })}`, 303);
   })
@@ -139,6 +154,22 @@ export const ui = new Hono<AppEnv>()
       <RepositoryPage repository={found} tags={tags} signatures={signatures} order={order} host={host(c)} deleted={confirmed} cursor={cursor} />,
     );
   })
+  // The audit log, for the admin (logged in with the admin token) only: anyone else is told there is no such page.
+  .get("/audit", visitor, async (c) => {
+    if (!isAdmin(c.var.access)) throw new RegistryError("NOT_FOUND", null, { message: "no such page" });
+    const raw = (name: string) => c.req.query(name)?.slice(0, 300) ?? "";
+    const filters = { action: raw("action"), repository: raw("repository"), actor: raw("actor"), since: raw("since"), until: raw("until"), limit: raw("limit") };
+    let query;
+    try {
+      query = parseAuditQuery((name) => c.req.query(name));
+    } catch (error) {
+      if (!(error instanceof RegistryError) || error.status !== 400) throw error;
+      const message = `Check the filters: ${((error.detail ?? []) as { parameter: string; message: string }[]).map((issue) => `${issue.parameter}: ${issue.message}`).join("; ") || error.message}`;
+      return page(c, { title: "Audit log", status: 400 }, <AuditPage filters={filters} events={[]} next={null} error={message} paged={false} />);
+    }
+    const { events, next } = await readAuditLog(c.var.registry.db.current, query);
+    return page(c, { title: "Audit log" }, <AuditPage filters={filters} events={events} next={next} error={null} paged={query.cursor !== undefined} />);
+  })
   .onError((error, c) => {
     // An error before the visitor was known (a bad configuration) still gets a page, as an anonymous one.
     if (!c.var.access) c.set("access", scopedAccess("anonymous", "none", []));
@@ -147,7 +178,7 @@ export const ui = new Hono<AppEnv>()
     return page(c, { title, status }, <ErrorPage title={title} message={message} loginHint={loginHint} path={c.req.path} />);
   });
 
-const NOT_FOUND = new Set(["NAME_UNKNOWN", "NAME_INVALID", "MANIFEST_UNKNOWN", "TAG_INVALID", "DIGEST_INVALID", "BLOB_UNKNOWN"]);
+const NOT_FOUND = new Set(["NOT_FOUND", "NAME_UNKNOWN", "NAME_INVALID", "MANIFEST_UNKNOWN", "TAG_INVALID", "DIGEST_INVALID", "BLOB_UNKNOWN"]);
 
 function describeError(error: Error): { status: 400 | 403 | 404 | 413 | 429 | 500; title: string; message: string } {
   if (error instanceof RegistryError) {

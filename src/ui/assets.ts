@@ -79,6 +79,10 @@ ul.plain{margin:0;padding-left:1.1rem}ul.plain li{overflow-wrap:anywhere}
 form.inline{display:inline}
 .actions{display:flex;gap:10px;align-items:center;flex-wrap:wrap;margin-top:14px}
 .login{max-width:460px;margin:24px auto}
+.filters{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:10px 14px;align-items:end}
+.filters label{display:flex;flex-direction:column;gap:4px;font-size:.85rem;color:var(--muted)}.filters .actions{margin:0}
+select{padding:9px 12px;border:1px solid var(--line);border-radius:9px;background:var(--bg);color:var(--fg);font:inherit}
+td.nowrap{white-space:nowrap}.badge.result-bad{background:var(--danger-soft);color:var(--danger)}
 .login label{display:block;font-weight:560;margin:0 0 6px}
 @media (max-width:600px){h1{font-size:1.3rem}.kv{grid-template-columns:1fr;gap:2px}.kv dd{margin-bottom:10px}
 .hide-sm{display:none}.rows>li{padding:12px}.card{padding:14px}.card.flush>h2{padding:14px 14px 0}main{padding:16px 12px 40px}}

@@ -5,6 +5,7 @@ import type { Access } from "../auth/access";
 import type { AppEnv } from "../context";
 import { FAVICON, SCRIPT, STYLE } from "./assets";
 import { artifactKind } from "./format";
+import { isAdmin } from "./session";
 
 interface PageOptions {
   title: string;
@@ -69,6 +70,11 @@ function Header(props: { host: string; access: Access; query: string; path: stri
             </a>
           ) : (
             <>
+              {isAdmin(access) && (
+                <a class="button small" href="/audit" id="audit-link">
+                  Audit log
+                </a>
+              )}
               <span class="hide-sm">
                 Signed in as <strong>{access.subject}</strong>
               </span>

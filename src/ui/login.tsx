@@ -15,12 +15,12 @@ export function LoginPage(props: { next: string; error: string | null; open: boo
       <h1>Log in</h1>
       <p class="lead">
         Paste an access token (<code>ocr_…</code>, the password you give <code>docker login</code>). You will see the repositories
-        it may pull; the browser keeps a signed session for 12 hours, not the token.
+        it may pull; the browser keeps a signed session for 12 hours, not the token. The admin token also shows the audit log.
       </p>
       {props.error && <div class="notice error">{props.error}</div>}
       <form method="post" action="/login">
         <input type="hidden" name="next" value={props.next} />
-        <label for="token">Access token</label>
+        <label for="token">Access token (or the admin token)</label>
         <input id="token" type="password" name="token" autocomplete="off" spellcheck={false} required autofocus />
         <div class="actions">
           <button class="primary" type="submit">

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { jwtVerify, SignJWT } from "jose";
+import { ADMIN_ACTOR } from "../audit/events";
 import { OPEN_ACCESS, publicScopesOf, scopedAccess, type Access } from "../auth/access";
 import { accessTokenIdOf, ADMIN_SCOPES, hashSecret, type Credential } from "../auth/credentials";
 import { serviceOf } from "../auth/middleware";
@@ -67,7 +68,7 @@ async function visitorAccess(c: Context<AppEnv>): Promise<Access> {
     endSession(c);
     return anonymous;
   }
-  return scopedAccess(credential.subject, "basic", [...credential.scopes, ...publicScopes]);
+  return scopedAccess(credential.subject, "basic", [...credential.scopes, ...publicScopes], credential.actor);
 }
 
 // A session is verified by its signature, not compared with a secret: it cannot be guessed, so the failed-login
@@ -88,12 +89,17 @@ async function sessionCredential(c: Context<AppEnv>, cookie: string): Promise<Cr
   }
   if (claims.tid === ADMIN) {
     const current = config.ADMIN_TOKEN ? await adminFingerprint(config.ADMIN_TOKEN) : null;
-    return current !== null && claims.adm === current ? { subject: ADMIN, scopes: ADMIN_SCOPES, admin: true, expiresAt: null } : null;
+    return current !== null && claims.adm === current ? { subject: ADMIN, actor: ADMIN_ACTOR, scopes: ADMIN_SCOPES, admin: true, expiresAt: null } : null;
   }
   if (typeof claims.tid !== "string") return null;
   const record = await new AccessTokenRecords(c.env.DB).find(claims.tid);
   if (!record || record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= Date.now())) return null;
-  return { subject: record.name, scopes: record.scopes, admin: false, expiresAt: record.expiresAt };
+  return { subject: record.name, actor: record.id, scopes: record.scopes, admin: false, expiresAt: record.expiresAt };
+}
+
+/** Whether the visitor logged in with the admin token (an access token's actor is its id, never "admin"). */
+export function isAdmin(access: Access): boolean {
+  return access.via === "basic" && access.actor === ADMIN_ACTOR;
 }
 
 /** Sets c.var.access for a web UI page, from the session cookie. */

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { GC } from "../../src/audit/events";
 import { GarbageCollector, type GcOptions } from "../../src/gc/collector";
 import { collectGarbage } from "../../src/gc/run";
 import { flushPulls, mirrorTouches } from "../../src/services/pulls";
@@ -130,7 +131,7 @@ describe("mirror eviction (maxBytes)", () => {
     const [chosen] = await contents.leastRecentlyPulled("raced", 10);
     // The pull lands (an isolate's flush) between the choice and the eviction.
     await contents.touch([{ repository: "raced/raced", digest: image.digest }], chosen!.lastPulledAt + 1);
-    expect(await contents.evict("raced", [chosen!])).toEqual([]);
+    expect(await contents.evict("raced", [chosen!], { by: GC, detail: { reason: "eviction", mirror: "raced" } })).toEqual([]);
     expect(await manifestRow("raced/raced", image.digest)).not.toBeNull();
     expect((await contents.usage("raced")).manifests).toBe(1);
   });

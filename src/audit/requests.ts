@@ -1,0 +1,122 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../context";
+import { RegistryError } from "../errors";
+import { AuditRecords } from "../storage/audit-records";
+import { accessTokenIdOf } from "../auth/credentials";
+import { actorOf, ADMIN_ACTOR, ANONYMOUS_ACTOR, type Actor, type AuditAction, type AuditEvent } from "./events";
+
+// Rows for what changes nothing: refused writes and logins. Each is written alone, after the answer is known.
+//
+// Bounded, so that no flood writes rows without end:
+// - A refused write is recorded only for an authenticated caller (a token of ours, a password that verified): an
+//   anonymous request costs no row, and a caller with credentials costs no more rows refused than it could by its
+//   allowed pushes. A refusal before authentication (a wrong password) is a failed login instead.
+// - A failed login is recorded only when the failed-login limit counted it (src/auth/throttle.ts): a secret not tried
+//   from that client within the window, so at most the limit's 10 per client and minute, and the block that follows
+//   once. Without the limiter binding each failure would count, so every isolate also stops writing these rows past
+//   WINDOW_ROWS a minute, for refusals per caller and for failed logins together.
+const WINDOW_MS = 60_000;
+const WINDOW_ROWS = 60;
+const windows = new Map<string, { start: number; rows: number }>();
+// Oldest out first past this many keys (callers), so the map stays small whatever the traffic.
+const MAX_KEYS = 1000;
+
+function withinBound(key: string, now = Date.now()): boolean {
+  const window = windows.get(key);
+  if (!window || now - window.start >= WINDOW_MS) {
+    windows.delete(key);
+    windows.set(key, { start: now, rows: 1 });
+    if (windows.size > MAX_KEYS) windows.delete(windows.keys().next().value!);
+    return true;
+  }
+  window.rows += 1;
+  return window.rows <= WINDOW_ROWS;
+}
+
+/** Writes a row that records no change; a failure to write it is logged, not answered (the answer stands). */
+async function recordAlone(c: Context<AppEnv>, by: Actor, event: AuditEvent): Promise<void> {
+  try {
+    await new AuditRecords(c.env.DB).record(by, event);
+  } catch (error) {
+    console.error(JSON.stringify({ event: "audit-failed", action: event.action, error: String(error) }));
+  }
+}
+
+/** Whether the error refused the caller what it asked (not: asked it wrongly, or failed to do it). */
+function isRefusal(error: Error | undefined, c: Context<AppEnv>): error is RegistryError {
+  if (!(error instanceof RegistryError)) return false;
+  if (error.code === "DENIED") return true;
+  // A bearer token without the scope is answered with a challenge (insufficient_scope), not DENIED.
+  return error.code === "UNAUTHORIZED" && c.var.access?.via === "bearer";
+}
+
+/**
+ * Records a refusal of what the request asked (`describe` names it) when the caller is authenticated: DENIED
+ * (scopes, immutable tags, the quota, a read-only mirror) and a bearer token's missing scope.
+ */
+export function auditsRefusals(describe: (c: Context<AppEnv>) => AuditEvent | null): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await next();
+    const access = c.var.access;
+    if (!isRefusal(c.error, c) || !access || access.actor === ANONYMOUS_ACTOR || (access.via !== "basic" && access.via !== "bearer")) return;
+    const event = describe(c);
+    if (!event || !withinBound(`refused/${access.actor}`)) return;
+    await recordAlone(c, actorOf(c), { ...event, result: "denied", detail: { ...event.detail, code: c.error.code, message: c.error.message.slice(0, 200) } });
+  };
+}
+
+/** What a write to the registry API asks for, from its validated path (null for a request that has none). */
+export function registryWrite(c: Context<AppEnv>): AuditEvent | null {
+  const path = c.var.path;
+  const method = c.req.method;
+  if (!path || method === "GET" || method === "HEAD") return null;
+  const { repository, reference, digest } = path;
+  let action: AuditAction;
+  let target: string | null = null;
+  if (reference) {
+    target = "tag" in reference ? reference.tag : reference.digest.digest;
+    action = method === "PUT" ? "manifest.push" : "tag" in reference ? "tag.delete" : "manifest.delete";
+  } else if (digest && method === "DELETE") {
+    action = "blob.delete";
+    target = digest.digest;
+  } else {
+    action = "blob.upload";
+  }
+  return { action, repository, target, detail: { method } };
+}
+
+/** Where a password was presented, for the log: the token endpoint, the web UI, the admin API, or the registry API. */
+function placeOf(c: Context<AppEnv>): "token" | "web" | "admin" | "registry" {
+  const path = c.req.path;
+  if (path === "/token") return "token";
+  if (path === "/login") return "web";
+  if (path.startsWith("/admin/")) return "admin";
+  return "registry";
+}
+
+/** What a login presented, never the secret: the access token's id when it is shaped like one, and the user name. */
+function claimed(c: Context<AppEnv>, attempt: { user: string; secret: string }): Pick<AuditEvent, "target" | "detail"> {
+  const place = placeOf(c);
+  const target = place === "admin" ? "admin" : accessTokenIdOf(attempt.secret);
+  return { target, detail: { place, user: attempt.user.slice(0, 64) } };
+}
+
+/**
+ * A failed login the failed-login limit counted ("failed"), or the attempt that got its client blocked ("denied"):
+ * the caller is anonymous, the target is what it claimed to be.
+ */
+export async function recordFailedLogin(c: Context<AppEnv>, attempt: { user: string; secret: string }, result: "failed" | "denied"): Promise<void> {
+  if (!withinBound("logins")) return;
+  const { target, detail } = claimed(c, attempt);
+  await recordAlone(c, actorOf(c, ANONYMOUS_ACTOR), { action: "login", target, result, detail: { ...detail, ...(result === "denied" && { reason: "too many failed logins" }) } });
+}
+
+/** A login that got a token (/token) or a web UI session, by the credential's actor. */
+export async function recordLogin(c: Context<AppEnv>, actor: string): Promise<void> {
+  await recordAlone(c, actorOf(c, actor), { action: "login", detail: { place: placeOf(c) } });
+}
+
+/** An admin API run that changes nothing in D1 itself (a GC or pre-warming pass: they record their own deletions). */
+export async function recordAdminRun(c: Context<AppEnv>, action: "admin.gc" | "admin.prewarm", detail: Record<string, unknown>): Promise<void> {
+  await recordAlone(c, actorOf(c, ADMIN_ACTOR), { action, detail });
+}
