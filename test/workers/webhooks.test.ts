@@ -9,7 +9,8 @@ import worker from "../../src/index";
 import { WebhookRecords } from "../../src/storage/webhook-records";
 import { retryDelaySeconds } from "../../src/webhooks/deliver";
 import type { RegistryEvent, WebhookMessage } from "../../src/webhooks/events";
-import { call, OCI_MANIFEST, ORIGIN, pushImage, pushManifest } from "./helpers";
+import { call, OCI_MANIFEST, ORIGIN, pushImage, pushManifest, sha256 } from "./helpers";
+import { basic, call as callWithToken, createToken } from "./token-auth";
 
 const SECRETS: Record<string, string> = { "hooks.test": "ci-secret-for-tests", "audit.test": "audit-secret-for-tests" };
 const ADMIN = { Authorization: "Bearer admin-token-for-tests-0123456789abcdef" };
@@ -187,6 +188,23 @@ describe("events", () => {
     expect(pull!.event.request.method).toBe("GET");
     expect(receivers.of("audit.test", (event) => event.action === "pull")).toHaveLength(1);
     expect(receivers.of("hooks.test", (event) => event.action === "pull")).toHaveLength(0);
+  });
+
+  it("names the caller by its access token's name, and carries none of its credentials", async () => {
+    const { token } = await createToken("release-bot", [{ repository: "webhooks/*", actions: ["pull", "push"] }]);
+    const auth = basic(token, "release-bot");
+    const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux" }));
+    const configDigest = await sha256(config);
+    expect((await callWithToken(`/v2/webhooks/signed/blobs/uploads/?digest=${configDigest}`, { method: "POST", auth, body: config })).status).toBe(201);
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.byteLength }, layers: [] });
+    const put = await callWithToken("/v2/webhooks/signed/manifests/v1", { method: "PUT", auth, headers: { "Content-Type": OCI_MANIFEST, "User-Agent": "release-pipeline/1" }, body: manifest });
+    expect(put.status).toBe(201);
+    const delivery = await until("the delivery", () => receivers.of("hooks.test")[0]);
+    expect(delivery.event.actor).toEqual({ name: "release-bot" });
+    expect(delivery.event.request.useragent).toBe("release-pipeline/1");
+    expect(delivery.body).not.toContain(token);
+    expect(delivery.body).not.toContain(auth.slice("Basic ".length));
+    expect(delivery.body).not.toMatch(/authorization|password|secret/i);
   });
 
   it("a push stands when the queue refuses the event, and the lost event is logged", async () => {
