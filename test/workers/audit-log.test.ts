@@ -6,6 +6,7 @@ import { RetentionRules } from "../../src/gc/retention";
 import { AuditRecords } from "../../src/storage/audit-records";
 import { manifestInterleavings } from "../../src/storage/manifest-records";
 import { FakeIssuer, useFakeIssuers } from "./fake-issuer";
+import { callerOf, mirrorEnvWith, publish, UPSTREAM, useFakeUpstream } from "./fake-upstream";
 import { expectError, ORIGIN, pushImage, sha256 } from "./helpers";
 import { ADMIN, basic, bearer, call, createToken, randomAddress, SERVICE, tokenEnv } from "./token-auth";
 
@@ -178,6 +179,38 @@ describe("changes are recorded in the batch that makes them", () => {
   });
 });
 
+describe("mirror eviction", () => {
+  useFakeUpstream();
+  const pull = callerOf(mirrorEnvWith([{ prefix: "evicted", upstream: UPSTREAM, library: true }]));
+
+  it("records each evicted manifest as gc, and nothing for the mirror's fills", async () => {
+    await publish("library/one", "1");
+    await publish("library/two", "1");
+    const digests: string[] = [];
+    for (const name of ["one", "two"]) {
+      const response = await pull(`/v2/evicted/${name}/manifests/1`);
+      expect(response.status).toBe(200);
+      digests.push(response.headers.get("Docker-Content-Digest")!);
+    }
+    expect(await rows("repository LIKE 'evicted/%'")).toEqual([]);
+    const since = Date.now();
+    const report = await new GarbageCollector(env.DB, env.BLOBS).run({ dryRun: false, graceMs: 3_600_000, batch: 100, mirrors: [{ prefix: "evicted", maxBytes: 0 }] });
+    expect(report.evicted.map((entry) => entry.repository).sort()).toEqual(["evicted/one", "evicted/two"]);
+    const recorded = await rows("repository LIKE 'evicted/%'");
+    expect(recorded.map((row) => fields(row, since)).sort((a, b) => a.repository!.localeCompare(b.repository!))).toEqual(
+      ["one", "two"].map((name, index) => ({
+        actor: "gc",
+        client: null,
+        action: "manifest.delete",
+        repository: `evicted/${name}`,
+        target: digests[index],
+        result: "ok",
+        detail: { reason: "eviction", mirror: "evicted" },
+      })),
+    );
+  });
+});
+
 describe("refusals", () => {
   it("records a token without push refused (Basic: DENIED), on uploads and on the manifest", async () => {
     const repository = "audit/refused";
@@ -240,6 +273,14 @@ describe("refusals", () => {
         detail: { method: "PUT", code: "DENIED", message: "tag v1 of frozen/app is immutable (IMMUTABLE_TAGS): push a new tag instead" },
       },
     ]);
+  });
+
+  it("records at most 60 refusals a minute per caller (per isolate): a job retrying a refused push in a loop", async () => {
+    const looping = await createToken("audit-looping", [{ repository: "audit/*", actions: ["pull"] }]);
+    for (let i = 0; i < 65; i++) {
+      expect((await call("/v2/audit/looped/blobs/uploads/", { method: "POST", auth: basic(looping.token) })).status).toBe(403);
+    }
+    expect((await rows("actor = ?", looping.id)).length).toBe(60);
   });
 
   it("records nothing for anonymous callers, however many refusals they get", async () => {
@@ -445,6 +486,24 @@ describe("the web UI's audit page", () => {
     const bad = await call(`/audit?since=yesterday`, { headers: { Cookie: cookie } });
     expect(bad.status).toBe(400);
     expect(await bad.text()).toContain("since: not a time");
+  });
+
+  it("records a refused tag delete from the web UI", async () => {
+    const since = Date.now();
+    const cookie = await login(puller.token);
+    const client = randomAddress();
+    const refused = await call("/r/audit/push/-/tags/v1/delete", { method: "POST", headers: { Cookie: cookie, Origin: ORIGIN }, body: new URLSearchParams(), client });
+    expect(refused.status).toBe(403);
+    const [row] = await rows("client = ?", client);
+    expect(fields(row, since)).toEqual({
+      actor: puller.id,
+      client,
+      action: "tag.delete",
+      repository: "audit/push",
+      target: "v1",
+      result: "denied",
+      detail: { place: "web", code: "DENIED", message: "You may not delete tags of audit/push." },
+    });
   });
 
   it("is not there for anyone else: an anonymous visitor or an access token's session get 404", async () => {
