@@ -9,8 +9,8 @@ import { actorOf, ADMIN_ACTOR, ANONYMOUS_ACTOR, type Actor, type AuditAction, ty
 //
 // Bounded, so that no flood writes rows without end:
 // - A refused write is recorded only for an authenticated caller (a token of ours, a password that verified): an
-//   anonymous request costs no row, and a caller with credentials costs no more rows refused than it could by its
-//   allowed pushes. A refusal before authentication (a wrong password) is a failed login instead.
+//   anonymous request costs no row, and every row a flood costs names the credential it came with (which the admin
+//   can revoke). A refusal before authentication (a wrong password) is a failed login instead.
 // - A failed login is recorded only when the failed-login limit counted it (src/auth/throttle.ts): a secret not tried
 //   from that client within the window, so at most the limit's 10 per client and minute, and the block that follows
 //   once. Without the limiter binding nothing limits them, so an isolate then writes at most WINDOW_ROWS a minute.
