@@ -17,4 +17,9 @@ export class Budget {
   get used(): number {
     return this.spent;
   }
+
+  /** Subrequests not yet spent. */
+  get left(): number {
+    return this.limit - this.spent;
+  }
 }

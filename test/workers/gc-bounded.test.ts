@@ -125,4 +125,31 @@ describe("garbage collection at scale", () => {
     // At most 300 manifests walked per pass: no pass read them all.
     expect(passes).toBeGreaterThanOrEqual(Math.ceil(REPOSITORIES / 300));
   }, 300_000);
+
+  it("walks as many pages of the mark walk as the budget affords, leaving room for the orphan sweeps, and goes on where it stopped", async () => {
+    const BLOBS = 3_000;
+    const numbers = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${BLOBS})`;
+    // Unreferenced and old: each one is garbage, so each page marks all of its blobs.
+    await env.DB.prepare(`${numbers} INSERT INTO blobs (digest, size, object_key, created_at) SELECT 'sha256:' || printf('%064x', i + 7000000), 1, 'blobs/walk/' || i, 0 FROM n`).run();
+    const markedNow = async () =>
+      (await env.DB.prepare("SELECT COUNT(*) AS n FROM blobs WHERE object_key GLOB 'blobs/walk/*' AND deleting_at IS NOT NULL").first<{ n: number }>())!.n;
+    const pass = async (budget: number) => {
+      const { db, bucket, calls } = countingBindings();
+      const report = await new GarbageCollector(db, bucket).run({ dryRun: false, graceMs: 3_600_000, batch: 500, subrequests: budget });
+      expect(calls.count).toBeLessThanOrEqual(budget);
+      // The orphan sweeps (3 prefixes) still ran after the walk.
+      expect(calls.count).toBeGreaterThan(report.subrequests - 40);
+      return report;
+    };
+    // Budget 50: the first page (4 calls, after 2 for unmark and deletable), then 3 a page while 35 stay for what
+    // follows (44 left, then 41, 38, 35): 4 pages of 500.
+    const small = await pass(50);
+    expect(small.more).toBe(true);
+    const first = await markedNow();
+    expect(first).toBe(4 * 500);
+    // The next pass goes on from the cursor; a large budget finishes the walk in that one pass.
+    const large = await pass(500);
+    expect(await markedNow()).toBe(BLOBS);
+    expect(large.marked.length).toBeGreaterThanOrEqual(BLOBS - first);
+  }, 120_000);
 });
