@@ -1,6 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { configOf, type Env } from "../../src/config";
+import { collectGarbage } from "../../src/gc/run";
 import { flush as flushMirrorStats } from "../../src/mirror/stats";
 import { flushPulls } from "../../src/services/pulls";
 import { upstream, UPSTREAM, useFakeUpstream } from "../../test/workers/fake-upstream";
@@ -234,6 +235,59 @@ async function measureAll(): Promise<Record<string, Measured>> {
   return tallies;
 }
 
+/** The name ./seed.ts gives repository i (its counter is bound as a REAL, so the names end in ".0"). */
+function seededName(i: number): string {
+  return `${i % 10 === 0 ? "hub/seeded-" : `${"aaa/ccc/zzz/".slice(4 * (i % 3), 4 * (i % 3) + 4)}seeded-`}${i}.0`;
+}
+
+const LATENCY_REQUESTS = 100;
+
+/** p50 and p99 of the read requests a browsing client or a puller sends, on a repository in the middle of the registry. */
+async function latencies(size: number): Promise<CostResults["latencies"][number]> {
+  let middle = Math.floor(size / 2) + 1;
+  if (middle % 10 === 0) middle += 1;
+  const repository = seededName(middle);
+  const auth = basic();
+  const requests: Record<string, () => Promise<unknown>> = {
+    "manifest GET by tag": () => getManifest(registry, repository, "v5", auth),
+    "tags list page (n=5)": () => send(registry, "GET", `/v2/${repository}/tags/list?n=5`, { auth }, 200),
+    "catalog page (n=100, from the middle)": () => send(registry, "GET", `/v2/_catalog?n=100&last=${encodeURIComponent(repository)}`, { auth }, 200),
+    "search (a word every seeded repository has)": () => send(registry, "GET", "/api/search?q=seeded", { auth }, 200),
+    "search (one repository's full name)": () => send(registry, "GET", `/api/search?q=${encodeURIComponent(repository)}`, { auth }, 200),
+  };
+  const byRequest: Record<string, { p50: number; p99: number }> = {};
+  for (const [name, request] of Object.entries(requests)) {
+    for (let warm = 0; warm < 5; warm++) await request();
+    const times: number[] = [];
+    for (let i = 0; i < LATENCY_REQUESTS; i++) {
+      const started = performance.now();
+      await request();
+      times.push(performance.now() - started);
+    }
+    times.sort((a, b) => a - b);
+    const at = (p: number) => times[Math.min(times.length - 1, Math.ceil((p / 100) * times.length) - 1)]!;
+    byRequest[name] = { p50: at(50), p99: at(99) };
+  }
+  await flushPulls(env.DB);
+  return { repositories: size, requests: LATENCY_REQUESTS, byRequest };
+}
+
+/** Collection passes, as the cron runs them, until one has nothing more to do (at most 500). */
+async function collectFully(size: number): Promise<CostResults["collection"][number]> {
+  const started = Date.now();
+  const budget = configOf(env).GC_SUBREQUEST_BUDGET;
+  let passes = 0;
+  let maxSubrequests = 0;
+  let more = true;
+  while (more && passes < 500) {
+    const report = await collectGarbage(env);
+    passes += 1;
+    maxSubrequests = Math.max(maxSubrequests, report.subrequests);
+    more = report.more;
+  }
+  return { repositories: size, passes, complete: !more, maxSubrequests, budget, seconds: (Date.now() - started) / 1000 };
+}
+
 useFakeUpstream();
 let uncounted: typeof globalThis.fetch;
 
@@ -263,6 +317,8 @@ describe("the cost of an operation does not grow with the registry", () => {
   it(`counts the same at ${SIZES.join(" and ")} repositories`, async () => {
     const measured: Record<string, Measured[]>[] = [];
     const seeded: Record<string, number>[] = [];
+    const latency: CostResults["latencies"] = [];
+    const collection: CostResults["collection"] = [];
     let repositories = 0;
     await seedLastKeys(env.DB);
     for (const size of SIZES) {
@@ -279,10 +335,22 @@ describe("the cost of an operation does not grow with the registry", () => {
       }
       measured.push(runs);
       console.error(`cost: measured at ${size} repositories`);
+      latency.push(await latencies(size));
+      collection.push(await collectFully(size));
+      console.error(`cost: latencies and ${collection.at(-1)!.passes} collection passes at ${size} repositories`);
     }
 
     const operations = operationResults(SIZES, measured);
-    const results: CostResults = { sizes: SIZES, tagsPerRepository: TAGS_PER_REPOSITORY, repetitions: REPETITIONS, layerBytes: LAYERS, seeded, operations };
+    const results: CostResults = {
+      sizes: SIZES,
+      tagsPerRepository: TAGS_PER_REPOSITORY,
+      repetitions: REPETITIONS,
+      layerBytes: LAYERS,
+      seeded,
+      operations,
+      latencies: latency,
+      collection,
+    };
     console.log(`${RESULTS_MARKER}${JSON.stringify(results)}`);
     console.log(report(results));
 
@@ -292,5 +360,6 @@ describe("the cost of an operation does not grow with the registry", () => {
       for (const other of others) expect({ operation: operation.name, ...other }).toEqual({ operation: operation.name, ...first });
       for (const size of operation.bySize) expect({ operation: operation.name, unsteady: size.unsteady }).toEqual({ operation: operation.name, unsteady: [] });
     }
+    for (const size of collection) expect({ repositories: size.repositories, complete: size.complete }).toEqual({ repositories: size.repositories, complete: true });
   });
 });

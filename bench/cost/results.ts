@@ -45,6 +45,10 @@ export interface CostResults {
   layerBytes: number[];
   seeded: Record<string, number>[];
   operations: OperationResult[];
+  /** Per size: wall-clock latencies of read requests in workerd (in-process, local bindings), ms. */
+  latencies: { repositories: number; requests: number; byRequest: Record<string, { p50: number; p99: number }> }[];
+  /** Per size: the garbage collection passes it took until a pass had nothing more to do, and their largest budget use. */
+  collection: { repositories: number; passes: number; complete: boolean; maxSubrequests: number; budget: number; seconds: number }[];
 }
 
 export const RESULTS_MARKER = "COST-RESULTS ";

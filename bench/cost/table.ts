@@ -119,6 +119,10 @@ export function report(results: CostResults): string {
     ]),
     ...(unsteady.length > 0 ? ["", `Counts that differed between runs at one size: ${unsteady.join("; ")}.`] : []),
     "",
+    latencyTable(results),
+    "",
+    collectionTable(results),
+    "",
     `US$ per million operations, at the counts of the largest registry:`,
     "",
     costTable(results),
@@ -132,5 +136,33 @@ export function report(results: CostResults): string {
     "D1 statements per operation (at the largest size), with the rows they read and wrote in all:",
     "",
     statementsList(results),
+  ].join("\n");
+}
+
+/** p50 and p99 of each read request at each size (wall clock in workerd, local D1: read them as ratios between sizes). */
+function latencyTable(results: CostResults): string {
+  if (results.latencies.length === 0) return "";
+  const names = Object.keys(results.latencies[0]!.byRequest);
+  const header = results.latencies.map((size) => `p50 / p99 ms at ${number(size.repositories)}`);
+  return [
+    `Latency of read requests, ${results.latencies[0]!.requests} of each at each size after 5 unmeasured, one at a time, in workerd with the local bindings (no network; the registry's own time plus local D1's):`,
+    "",
+    `| request | ${header.join(" | ")} |`,
+    `| --- | ${header.map(() => "---:").join(" | ")} |`,
+    ...names.map((name) => `| ${name} | ${results.latencies.map((size) => `${size.byRequest[name]!.p50.toFixed(2)} / ${size.byRequest[name]!.p99.toFixed(2)}`).join(" | ")} |`),
+  ].join("\n");
+}
+
+/** How many bounded collection passes each size took to be fully collected. */
+function collectionTable(results: CostResults): string {
+  if (results.collection.length === 0) return "";
+  return [
+    "Garbage collection (`collectGarbage`, the cron's pass, production settings) run pass after pass until one reports nothing more to do:",
+    "",
+    "| repositories | passes | fully collected | most subrequests in a pass | budget (GC_SUBREQUEST_BUDGET) | seconds in all |",
+    "| ---: | ---: | --- | ---: | ---: | ---: |",
+    ...results.collection.map(
+      (size) => `| ${number(size.repositories)} | ${size.passes} | ${size.complete ? "yes" : "**no**"} | ${number(size.maxSubrequests)} | ${number(size.budget)} | ${size.seconds.toFixed(1)} |`,
+    ),
   ].join("\n");
 }
