@@ -214,7 +214,7 @@ export class ManifestRecords {
     const search = new SearchRecords(this.db);
     const parents = "SELECT manifest FROM manifest_references WHERE repository = ?1 AND child = ?2 AND kind = 'manifest'";
     const unreferenced = `NOT EXISTS (${parents})`;
-    const [parent, , , , deleted] = await this.db.batch<{ manifest: string }>([
+    const [parent, , , , , deleted] = await this.db.batch<{ manifest: string }>([
       this.db.prepare(`${parents} LIMIT 1`).bind(repository, digest),
       // Before the deletes, under their condition, naming the tags that go with it.
       new AuditRecords(this.db).insert(by, { action: "manifest.delete", repository, target: digest }, {
@@ -223,9 +223,16 @@ export class ManifestRecords {
         detail: "json_object('tags', json((SELECT json_group_array(name) FROM tags WHERE repository = ?2 AND digest = ?3)))",
         params: [repository, digest],
       }),
+      // The pull counts of the tags that go (a tag pushed again later starts from none), while they still name them.
+      this.db
+        .prepare(`DELETE FROM tag_pulls WHERE repository = ?1 AND tag IN (SELECT name FROM tags WHERE repository = ?1 AND digest = ?2) AND ${unreferenced}`)
+        .bind(repository, digest),
       this.db.prepare(`DELETE FROM tags WHERE repository = ?1 AND digest = ?2 AND ${unreferenced}`).bind(repository, digest),
       this.db.prepare(`DELETE FROM manifest_references WHERE repository = ?1 AND manifest = ?2 AND ${unreferenced}`).bind(repository, digest),
       this.db.prepare(`DELETE FROM manifests WHERE repository = ?1 AND digest = ?2 AND ${unreferenced}`).bind(repository, digest),
+      this.db
+        .prepare("DELETE FROM manifest_pulls WHERE repository = ?1 AND digest = ?2 AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)")
+        .bind(repository, digest),
       search.forget(repository, digest),
       ...search.refresh(repository),
     ]);
@@ -240,6 +247,15 @@ export class ManifestRecords {
     return results.map((row) => row.name);
   }
 
+  /** Indexes of the repository that list the manifest, at most `limit` (on the (repository, child, kind) index). */
+  async indexesOf(repository: string, digest: string, limit: number): Promise<string[]> {
+    const { results } = await this.db
+      .prepare("SELECT manifest FROM manifest_references WHERE repository = ?1 AND child = ?2 AND kind = 'manifest' ORDER BY manifest LIMIT ?3")
+      .bind(repository, digest, limit)
+      .all<{ manifest: string }>();
+    return results.map((row) => row.manifest);
+  }
+
   async deleteTag(repository: string, tag: string, by: Actor): Promise<boolean> {
     const [, result] = await this.db.batch([
       // Before the delete, which deletes exactly what it finds: the digest the tag pointed at.
@@ -249,6 +265,7 @@ export class ManifestRecords {
         params: [repository, tag],
       }),
       this.db.prepare("DELETE FROM tags WHERE repository = ? AND name = ?").bind(repository, tag),
+      this.db.prepare("DELETE FROM tag_pulls WHERE repository = ? AND tag = ?").bind(repository, tag),
       ...new SearchRecords(this.db).refresh(repository),
     ]);
     return (result?.meta.changes ?? 0) > 0;

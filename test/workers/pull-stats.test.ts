@@ -65,6 +65,24 @@ describe("pull statistics", () => {
     expect((await tagApi("stats/app")).get("1")).toMatchObject({ pulls: 171, manifestPulls: { pulls: 201 } });
   });
 
+  it("start again from none for a tag or manifest deleted and pushed again", async () => {
+    const accept = { Accept: OCI_MANIFEST };
+    const manifest = await pushImage("stats/again", [100]);
+    const digest = await pushManifest("stats/again", "1", manifest);
+    await pushManifest("stats/again", "2", manifest);
+    for (const path of ["/v2/stats/again/manifests/1", "/v2/stats/again/manifests/2"]) expect((await get(path, { headers: accept })).status).toBe(200);
+    await flushPulls(env.DB);
+    // The tag alone, then the manifest with every tag left on it.
+    expect((await get("/v2/stats/again/manifests/1", { method: "DELETE" })).status).toBe(202);
+    expect((await tagApi("stats/again")).get("2")).toMatchObject({ pulls: 1, manifestPulls: { pulls: 2 } });
+    expect((await get(`/v2/stats/again/manifests/${digest}`, { method: "DELETE" })).status).toBe(202);
+    expect(await manifestPulls("stats/again", digest)).toBeNull();
+    await pushManifest("stats/again", "1", manifest);
+    await pushManifest("stats/again", "2", manifest);
+    const tags = await tagApi("stats/again");
+    for (const name of ["1", "2"]) expect(tags.get(name)).toMatchObject({ pulls: 0, lastPulledAt: null, manifestPulls: { pulls: 0, lastPulledAt: null } });
+  });
+
   it("say never for a tag never pulled", async () => {
     await pushManifest("stats/never", "1", await pushImage("stats/never", [100]));
     expect((await tagApi("stats/never")).get("1")).toMatchObject({ pulls: 0, lastPulledAt: null, manifestPulls: { pulls: 0, lastPulledAt: null } });
