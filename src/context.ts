@@ -6,6 +6,7 @@ import { ManifestService } from "./services/manifests";
 import { QuotaService } from "./services/quota";
 import { UploadService } from "./services/uploads";
 import { SignatureService } from "./signatures/verdicts";
+import { VulnerabilityService } from "./vulnerabilities/reports";
 import type { RequestPath } from "./routes/path";
 import { RequestDatabase } from "./storage/database";
 
@@ -17,6 +18,7 @@ export interface Registry {
   manifests: ManifestService;
   quota: QuotaService;
   signatures: SignatureService;
+  vulnerabilities: VulnerabilityService;
 }
 
 export interface AppEnv {
@@ -36,5 +38,6 @@ export function registryOf(env: Env, request: Request, ctx?: Waiter): Registry {
     uploads: new UploadService(env),
     manifests: new ManifestService(env, config.IMMUTABLE_TAGS, db),
     signatures: new SignatureService(env, config.SIGNATURE_TRUST, db, ctx),
+    vulnerabilities: new VulnerabilityService(env, db, ctx),
   };
 }

@@ -5,12 +5,24 @@ import { IMAGE_CONFIG_MEDIA_TYPES } from "../search/image-config";
 import { normalizeQuery, SearchService } from "../search/search";
 import { pullStats } from "../services/pulls";
 import type { PullStats } from "../storage/pull-records";
+import type { VulnerabilityState } from "../vulnerabilities/reports";
+import { NOT_SCANNED } from "../vulnerabilities/store";
 import { parsePage } from "./pagination";
 import { parsePath, pathOf } from "./path";
 
 /** A tag's or manifest's pull statistics as the API gives them: never pulled is 0 and null. */
 function pullsOf(stats: PullStats | undefined): { pulls: number; lastPulledAt: string | null } {
   return { pulls: stats?.pulls ?? 0, lastPulledAt: stats ? iso(stats.lastPulledAt) : null };
+}
+
+/** A tag's vulnerability summary as the API gives it; `pending` while attached reports are still to be read. */
+function vulnerabilitiesOf(state: VulnerabilityState | undefined) {
+  const { critical, high, medium, low, unknown, fixable, suppressed, scanned, scannedAt, pending, reports } = state ?? {
+    ...NOT_SCANNED,
+    pending: false,
+    reports: 0,
+  };
+  return { critical, high, medium, low, unknown, fixable, suppressed, scanned, scannedAt: scannedAt === null ? null : iso(scannedAt), pending, reports };
 }
 
 // Pages are small: every item carries a few rows' worth of facts.
@@ -55,6 +67,7 @@ export const search = new Hono<AppEnv>()
     linkNext(c, `/api/repositories/${repository}/tags`, { n: String(limit) }, page.next);
     const pulls = await pullStats(c.env.DB, repository, page.items);
     const signatures = await c.var.registry.signatures.verdicts(repository, page.items.map((tag) => tag.digest));
+    const vulnerabilities = await c.var.registry.vulnerabilities.summaries(repository, page.items.map((tag) => tag.digest));
     return c.json({
       name: repository,
       tags: page.items.map((tag) => ({
@@ -71,6 +84,8 @@ export const search = new Hono<AppEnv>()
         manifestPulls: pullsOf(pulls.manifests.get(tag.digest)),
         // verified (signers), invalid (problems), pending or unsigned: see src/signatures/verdicts.ts.
         signature: signatures.get(tag.digest) ?? { status: "unsigned" },
+        // Counts over every source of findings (attached reports, SBOM scans): see src/vulnerabilities/.
+        vulnerabilities: vulnerabilitiesOf(vulnerabilities.get(tag.digest)),
       })),
     });
   });

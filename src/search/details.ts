@@ -3,6 +3,7 @@ import { RegistryError } from "../errors";
 import { isIndexMediaType, isManifestMediaType, SCHEMAS, type Descriptor, type ImageIndex, type ImageManifest } from "../manifests/schema";
 import { parseDigest, parseReference } from "../references";
 import type { Verdict } from "../signatures/verdicts";
+import type { VulnerabilityDetails } from "../vulnerabilities/reports";
 import type { ReferrerRecord } from "../storage/manifest-records";
 import { SearchRecords } from "../storage/search-records";
 import { IMAGE_CONFIG_MEDIA_TYPES, readImageConfig, type ConfigRead } from "./image-config";
@@ -54,6 +55,8 @@ export interface ManifestDetails {
   referrers: ReferrerGroup[];
   /** Its signatures' verdict (src/signatures/verdicts.ts). */
   signature: Verdict;
+  /** Its vulnerability findings, from attached reports and scans (src/vulnerabilities/). */
+  vulnerabilities: VulnerabilityDetails;
 }
 
 const ATTESTATION = "attestation-manifest";
@@ -101,6 +104,7 @@ export async function describeManifest(registry: Registry, repository: string, r
     layers: [],
     referrers: groupReferrers((await registry.manifests.referrers(repository, parseDigest(digest), null)).items),
     signature: await registry.signatures.verdict(repository, digest),
+    vulnerabilities: await registry.vulnerabilities.details(repository, digest),
   };
   if (isIndex) return details;
 

@@ -145,13 +145,14 @@ export const ui = new Hono<AppEnv>()
     const order = c.req.query("sort") === "pulled" ? "pulled" : "pushed";
     const tags = await search.tags(repository, cursor ?? undefined, TAGS_PER_PAGE, order);
     const signatures = await c.var.registry.signatures.verdicts(repository, tags.items.map((tag) => tag.digest));
+    const vulnerabilities = await c.var.registry.vulnerabilities.summaries(repository, tags.items.map((tag) => tag.digest));
     // Said only when true: a link cannot make the page claim that an existing tag was deleted.
     const deleted = c.req.query("deleted");
     const confirmed = deleted !== undefined && isTag(deleted) && !(await search.tag(repository, deleted)) ? deleted : null;
     return page(
       c,
       { title: repository },
-      <RepositoryPage repository={found} tags={tags} signatures={signatures} order={order} host={host(c)} deleted={confirmed} cursor={cursor} />,
+      <RepositoryPage repository={found} tags={tags} signatures={signatures} vulnerabilities={vulnerabilities} order={order} host={host(c)} deleted={confirmed} cursor={cursor} />,
     );
   })
   // The audit log, for the admin (logged in with the admin token) only: anyone else is told there is no such page.

@@ -61,6 +61,8 @@ background:var(--code);color:var(--muted);white-space:nowrap}
 .badge.sbom{background:var(--ok-soft);color:var(--ok)}.badge.signature{background:var(--accent-soft);color:var(--accent)}
 .badge.scan{background:var(--warn-soft);color:var(--warn)}.badge.attestation{background:var(--violet-soft);color:var(--violet)}
 .badge.signed{background:var(--ok-soft);color:var(--ok)}.badge.signature-invalid{background:var(--danger-soft);color:var(--danger)}.badge.signature-pending{background:var(--warn-soft);color:var(--warn)}
+.badge.vuln-bad,.badge.sev-critical,.badge.sev-high{background:var(--danger-soft);color:var(--danger)}.badge.vuln-some,.badge.sev-medium,.badge.vuln-pending{background:var(--warn-soft);color:var(--warn)}
+.badge.vuln-clean{background:var(--ok-soft);color:var(--ok)}.badge.vuln-suppressed{background:var(--violet-soft);color:var(--violet);margin-left:4px}
 .pull{display:flex;align-items:center;gap:8px;background:var(--code);border-radius:9px;padding:5px 5px 5px 12px;margin:0 0 8px}
 .pull:last-child{margin-bottom:0}
 .pull code{flex:1;min-width:0;overflow-x:auto;white-space:nowrap;padding:4px 0}

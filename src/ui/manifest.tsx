@@ -3,6 +3,7 @@ import type { ImageConfig } from "../search/image-config";
 import { formatBytes, isoTime, shortDigest, shortMediaType, timeAgo } from "./format";
 import { ArtifactBadge, CopyButton, Pull } from "./layout";
 import { SignatureBadge, SignatureSection } from "./signature";
+import { VulnerabilityBadge, VulnerabilitySection } from "./vulnerabilities";
 
 const KIND_LABELS = { index: "Multi-platform index", image: "Image", artifact: "Artifact" } as const;
 const SIZE_NOTES = { index: "(all platforms)", image: "(config and layers, compressed)", artifact: "(config and files)" } as const;
@@ -22,6 +23,7 @@ export function ManifestPage(props: { details: ManifestDetails; host: string; ca
           <span class="badge">{KIND_LABELS[details.kind]}</span>
           {details.artifactType && <ArtifactBadge artifactType={details.artifactType} />}
           <SignatureBadge verdict={details.signature} />
+          <VulnerabilityBadge state={details.vulnerabilities.state} />
         </span>{" "}
         {details.annotations["org.opencontainers.image.description"] ?? ""}
       </p>
@@ -76,6 +78,7 @@ export function ManifestPage(props: { details: ManifestDetails; host: string; ca
       {details.config && <Config config={details.config} />}
       {details.kind !== "index" && <Layers details={details} />}
       <SignatureSection repository={repository} verdict={details.signature} />
+      <VulnerabilitySection repository={repository} details={details.vulnerabilities} />
       <Annotations annotations={details.annotations} />
       <Referrers repository={repository} groups={details.referrers} />
 

@@ -1,15 +1,19 @@
 import type { Page, RepositoryHit } from "../search/search";
 import type { Verdict } from "../signatures/verdicts";
+import type { VulnerabilityState } from "../vulnerabilities/reports";
 import type { TagOrder, TagRecord } from "../storage/search-records";
 import { formatBytes, isoTime, shortDigest, timeAgo } from "./format";
 import { ArtifactBadge, CopyButton, Notice, Pull } from "./layout";
 import { SignatureBadge } from "./signature";
+import { VulnerabilityBadge } from "./vulnerabilities";
 
 export function RepositoryPage(props: {
   repository: RepositoryHit;
   tags: Page<TagRecord>;
   /** Each tag's manifest's signature verdict, by digest. */
   signatures: Map<string, Verdict>;
+  /** Each tag's manifest's vulnerability summary, by digest. */
+  vulnerabilities: Map<string, VulnerabilityState>;
   order: TagOrder;
   host: string;
   deleted: string | null;
@@ -59,6 +63,7 @@ export function RepositoryPage(props: {
                       <ArtifactBadge artifactType={group.artifactType ?? "unknown"} count={group.count} />
                     ))}
                     <SignatureBadge verdict={props.signatures.get(tag.digest)} />
+                    <VulnerabilityBadge state={props.vulnerabilities.get(tag.digest)} />
                   </span>
                   <div class="meta">
                     <code title={tag.digest}>{shortDigest(tag.digest)}</code>
