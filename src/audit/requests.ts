@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../context";
 import { RegistryError } from "../errors";
 import { AuditRecords } from "../storage/audit-records";
-import { accessTokenIdOf } from "../auth/credentials";
+import { accessTokenIdOf, sameSecret } from "../auth/credentials";
 import { actorOf, ADMIN_ACTOR, ANONYMOUS_ACTOR, type Actor, type AuditAction, type AuditEvent } from "./events";
 
 // Rows for what changes nothing: refused writes and logins. Each is written alone, after the answer is known.
@@ -15,6 +15,7 @@ import { actorOf, ADMIN_ACTOR, ANONYMOUS_ACTOR, type Actor, type AuditAction, ty
 //   from that client within the window, so at most the limit's 10 per client and minute, and the block that follows
 //   once. Without the limiter binding nothing limits them, so an isolate then writes at most WINDOW_ROWS a minute.
 // - A caller's refusals: at most WINDOW_ROWS a minute per isolate (a job retrying a refused push in a loop).
+// - A credential's logins: at most WINDOW_ROWS a minute per isolate (a client fetching bearer tokens in a loop).
 const WINDOW_MS = 60_000;
 const WINDOW_ROWS = 60;
 const windows = new Map<string, { start: number; rows: number }>();
@@ -94,11 +95,25 @@ function placeOf(c: Context<AppEnv>): "token" | "web" | "admin" | "registry" {
   return "registry";
 }
 
+const MAX_USER_CHARS = 64;
+
+/**
+ * The user name a login presented, or null when it may be a secret: some clients send the secret as the user name
+ * (curl -u "$TOKEN:"), so an access token, the admin token, or anything longer than a name, is not recorded.
+ */
+async function userOf(c: Context<AppEnv>, user: string): Promise<string | null> {
+  if (user.length > MAX_USER_CHARS || accessTokenIdOf(user) !== null) return null;
+  const adminToken = c.var.registry?.config.ADMIN_TOKEN;
+  if (adminToken && (await sameSecret(user, adminToken))) return null;
+  return user;
+}
+
 /** What a login presented, never the secret: the access token's id when it is shaped like one, and the user name. */
-function claimed(c: Context<AppEnv>, attempt: { user: string; secret: string }): Pick<AuditEvent, "target" | "detail"> {
+async function claimed(c: Context<AppEnv>, attempt: { user: string; secret: string }): Promise<Pick<AuditEvent, "target" | "detail">> {
   const place = placeOf(c);
   const target = place === "admin" ? "admin" : accessTokenIdOf(attempt.secret);
-  return { target, detail: { place, user: attempt.user.slice(0, 64) } };
+  const user = await userOf(c, attempt.user);
+  return { target, detail: { place, ...(user === null ? { user: null, userWithheld: "may be a secret" } : { user }) } };
 }
 
 /**
@@ -107,12 +122,13 @@ function claimed(c: Context<AppEnv>, attempt: { user: string; secret: string }):
  */
 export async function recordFailedLogin(c: Context<AppEnv>, attempt: { user: string; secret: string }, result: "failed" | "denied"): Promise<void> {
   if (!c.env.AUTH_FAILURES && !withinBound("logins")) return;
-  const { target, detail } = claimed(c, attempt);
+  const { target, detail } = await claimed(c, attempt);
   await recordAlone(c, actorOf(c, ANONYMOUS_ACTOR), { action: "login", target, result, detail: { ...detail, ...(result === "denied" && { reason: "too many failed logins" }) } });
 }
 
 /** A login that got a token (/token) or a web UI session, by the credential's actor. */
 export async function recordLogin(c: Context<AppEnv>, actor: string): Promise<void> {
+  if (!withinBound(`login/${actor}`)) return;
   await recordAlone(c, actorOf(c, actor), { action: "login", detail: { place: placeOf(c) } });
 }
 

@@ -14,6 +14,7 @@ import { isTag, parseDigest, parseRepositoryName, parseTag } from "../references
 import { readForm } from "../routes/bodies";
 import { describeManifest } from "../search/details";
 import { normalizeQuery, SearchService } from "../search/search";
+import { notify } from "../webhooks/emit";
 import { AuditPage } from "./audit";
 import { HomePage } from "./home";
 import { ErrorPage, page } from "./layout";
@@ -123,6 +124,8 @@ export const ui = new Hono<AppEnv>()
     requireDelete(c, repository);
     // The API's own semantics: the tag only, and an immutable tag is refused (IMMUTABLE_TAGS).
     await c.var.registry.manifests.delete(repository, { tag }, actorOf(c));
+    // A delete event, as the API's DELETE of the tag sends one.
+    notify(c, { action: "delete", repository, tag });
     await purgeEdgeCache(repository, "manifests", tag);
     return c.redirect(`/r/${repository}?${new URLSearchParams({ deleted: tag })}`, 303);
   })
