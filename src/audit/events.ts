@@ -20,6 +20,8 @@ export const AUDIT_ACTIONS = [
   "login",
   "admin.gc",
   "admin.prewarm",
+  // OSV imports and refreshes through the admin API (SBOM scanning).
+  "admin.osv",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

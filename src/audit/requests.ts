@@ -133,6 +133,6 @@ export async function recordLogin(c: Context<AppEnv>, actor: string): Promise<vo
 }
 
 /** An admin API run that changes nothing in D1 itself (a GC or pre-warming pass: they record their own deletions). */
-export async function recordAdminRun(c: Context<AppEnv>, action: "admin.gc" | "admin.prewarm", detail: Record<string, unknown>): Promise<void> {
+export async function recordAdminRun(c: Context<AppEnv>, action: "admin.gc" | "admin.prewarm" | "admin.osv", detail: Record<string, unknown>): Promise<void> {
   await recordAlone(c, actorOf(c, ADMIN_ACTOR), { action, detail });
 }

@@ -3,6 +3,7 @@ import { actorOf } from "../audit/events";
 import { requires } from "../auth/middleware";
 import { immutable, purgeEdgeCache, tagCached } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
+import { scanAfterPush } from "../osv/jobs";
 import { countsPulls } from "../services/pulls";
 import { notifiesPulls, notify } from "../webhooks/emit";
 import type { AppEnv } from "../context";
@@ -67,6 +68,8 @@ export const manifests = new Hono<AppEnv>()
     if (subject) headers["OCI-Subject"] = subject;
     // A signature (a referrer, or a sha256-<hex>.sig tag): the signed manifest's verdict, after the response.
     c.var.registry.signatures.afterPush(repository, reference, subject);
+    // An SBOM (a referrer): its subject scanned against the OSV database, after the response.
+    scanAfterPush(c.env, c.executionCtx, repository, subject);
     // A vulnerability report (a referrer): its subject's findings, after the response.
     c.var.registry.vulnerabilities.afterPush(repository, subject);
     // A push by tag is also a tag move when the tag named another manifest (Distribution sends it as a push too).
