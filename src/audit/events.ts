@@ -20,10 +20,8 @@ export const AUDIT_ACTIONS = [
   "login",
   "admin.gc",
   "admin.prewarm",
-  // Pulls pull policies refused (denied), let an admin through (bypass), or would refuse in audit mode (warn).
-  "policy.refuse",
-  "policy.bypass",
-  "policy.warn",
+  // OSV imports and refreshes through the admin API (SBOM scanning).
+  "admin.osv",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -5,8 +5,7 @@ import { AuditRecords } from "../storage/audit-records";
 import { accessTokenIdOf, sameSecret } from "../auth/credentials";
 import { actorOf, ADMIN_ACTOR, ANONYMOUS_ACTOR, type Actor, type AuditAction, type AuditEvent } from "./events";
 
-// Rows for what changes nothing: refused writes, logins and pull policies' decisions. Each is written alone, after the
-// answer is known.
+// Rows for what changes nothing: refused writes and logins. Each is written alone, after the answer is known.
 //
 // Bounded, so that no flood writes rows without end:
 // - A refused write is recorded only for an authenticated caller (a token of ours, a password that verified): an
@@ -133,16 +132,7 @@ export async function recordLogin(c: Context<AppEnv>, actor: string): Promise<vo
   await recordAlone(c, actorOf(c, actor), { action: "login", detail: { place: placeOf(c) } });
 }
 
-/**
- * A pull that pull policies refused, let an admin through, or would refuse in audit mode (src/policies/enforce.ts),
- * written after the response: bounded per caller as refusals are, anonymous callers sharing one bound.
- */
-export function recordPullDecision(c: Context<AppEnv>, event: AuditEvent): void {
-  if (!withinBound(`pulls/${c.var.access?.actor ?? ANONYMOUS_ACTOR}`)) return;
-  c.executionCtx.waitUntil(recordAlone(c, actorOf(c), event));
-}
-
 /** An admin API run that changes nothing in D1 itself (a GC or pre-warming pass: they record their own deletions). */
-export async function recordAdminRun(c: Context<AppEnv>, action: "admin.gc" | "admin.prewarm", detail: Record<string, unknown>): Promise<void> {
+export async function recordAdminRun(c: Context<AppEnv>, action: "admin.gc" | "admin.prewarm" | "admin.osv", detail: Record<string, unknown>): Promise<void> {
   await recordAlone(c, actorOf(c, ADMIN_ACTOR), { action, detail });
 }

@@ -9,6 +9,8 @@ import { RegistryError } from "../errors";
 import { collectGarbage, gcSummary } from "../gc/run";
 import { prewarmMirrors, prewarmStatus } from "../mirror/prewarm";
 import { mirrorStats } from "../mirror/stats";
+import { importRequest, ImportQuery, osvStatus } from "../osv/admin";
+import { runOsvJobs } from "../osv/jobs";
 import { AccessTokenService, NewAccessToken, parseAccessTokenId } from "../services/access-tokens";
 import { webhookStatus } from "../webhooks/status";
 import { readJson } from "./bodies";
@@ -61,6 +63,24 @@ export const admin = new Hono<AppEnv>()
   // Per webhook endpoint: deliveries, failed attempts, dead letters, the last success and failure.
   .get("/admin/webhooks", async (c) => c.json({ endpoints: await webhookStatus(c.env.DB, c.var.registry.config.WEBHOOKS) }))
   .get("/admin/tokens", async (c) => c.json({ tokens: await new AccessTokenService(c.env.DB).list() }))
+  // The OSV database (SBOM scanning): records, packages, its generation, each OSV_FEEDS feed's progress.
+  .get("/admin/osv", async (c) => c.json(await osvStatus(c.env.DB, c.var.registry.config.OSV_FEEDS)))
+  // OSV records: one as JSON, a JSON array, or an OSV export zip (?ecosystem= checks what they affect, ?skip= resumes).
+  .post("/admin/osv/import", async (c) => {
+    const query = ImportQuery.safeParse({ ecosystem: c.req.query("ecosystem"), skip: c.req.query("skip") });
+    if (!query.success) {
+      throw new RegistryError("REQUEST_INVALID", query.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })), { message: "invalid OSV import query" });
+    }
+    const report = await importRequest(c.env.DB, c.req.raw, query.data);
+    await recordAdminRun(c, "admin.osv", { import: { ecosystem: query.data.ecosystem ?? null, imported: report.imported, rejected: report.rejected } });
+    return c.json(report);
+  })
+  // One OSV pass now, as the cron runs it: feeds, SBOM discovery, rescans.
+  .post("/admin/osv/refresh", async (c) => {
+    const run = await runOsvJobs(c.env, c.var.registry.config);
+    await recordAdminRun(c, "admin.osv", { refresh: { feeds: run.feeds.map((feed) => feed.status), rescanned: run.rescanned.length } });
+    return c.json(run);
+  })
   // The audit log, newest first: ?action=&repository=&actor=&since=&until=&limit=&cursor= (README: "Audit log").
   .get("/admin/audit", async (c) => {
     const query = parseAuditQuery((name) => c.req.query(name));

@@ -3,7 +3,7 @@ import { actorOf } from "../audit/events";
 import { requires } from "../auth/middleware";
 import { immutable, purgeEdgeCache, tagCached } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
-import { enforcePullPolicies } from "../policies/enforce";
+import { scanAfterPush } from "../osv/jobs";
 import { countsPulls } from "../services/pulls";
 import { notifiesPulls, notify } from "../webhooks/emit";
 import type { AppEnv } from "../context";
@@ -36,13 +36,6 @@ export const manifests = new Hono<AppEnv>()
         message: `the manifest is ${record.mediaType}, which the request's Accept header does not include`,
       });
     }
-    // Pull policies (src/policies/): the manifest about to be served, a tag's as a digest's; DENIED when it fails one.
-    const governed = await enforcePullPolicies(c, repository, {
-      digest: record.digest,
-      mediaType: record.mediaType,
-      body: record.body,
-      ...("tag" in reference && { tag: reference.tag }),
-    });
     const headers = {
       ...notes,
       "Content-Type": record.mediaType,
@@ -51,9 +44,7 @@ export const manifests = new Hono<AppEnv>()
       ETag: `"${record.digest}"`,
     };
     // A tag can move at any time: caches must ask again, or keep it TAG_CACHE_SECONDS (set by the edge cache then).
-    // Under a policy, a digest's answer can change too (a signature or a finding comes or goes): no cache keeps it.
-    if (governed) c.header("Cache-Control", "private, no-cache");
-    else if ("digest" in reference) c.header("Cache-Control", immutable(c.var.registry.config, repository));
+    if ("digest" in reference) c.header("Cache-Control", immutable(c.var.registry.config, repository));
     else if (c.var.registry.config.TAG_CACHE_SECONDS === 0) c.header("Cache-Control", "no-cache");
     if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
     if (c.req.method === "HEAD") return c.body(null, 200, headers);
@@ -77,6 +68,8 @@ export const manifests = new Hono<AppEnv>()
     if (subject) headers["OCI-Subject"] = subject;
     // A signature (a referrer, or a sha256-<hex>.sig tag): the signed manifest's verdict, after the response.
     c.var.registry.signatures.afterPush(repository, reference, subject);
+    // An SBOM (a referrer): its subject scanned against the OSV database, after the response.
+    scanAfterPush(c.env, c.executionCtx, repository, subject);
     // A vulnerability report (a referrer): its subject's findings, after the response.
     c.var.registry.vulnerabilities.afterPush(repository, subject);
     // A push by tag is also a tag move when the tag named another manifest (Distribution sends it as a push too).

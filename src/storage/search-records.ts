@@ -38,6 +38,26 @@ export interface TagRecord {
 /** How a repository's tags are listed: newest push first, or most recently pulled first (never pulled last). */
 export type TagOrder = "pushed" | "pulled";
 
+/**
+ * Tags kept by their manifest's stored signature verdict (verified or not) and findings' summary (a critical finding
+ * or not): checked on those tables' primary keys for each tag the walk reads.
+ */
+export interface TagFilter {
+  signed?: boolean;
+  critical?: boolean;
+}
+
+const SIGNED = "EXISTS (SELECT 1 FROM signature_verdicts v WHERE v.repository = t.repository AND v.digest = t.digest AND v.status = 'verified')";
+const CRITICAL = "EXISTS (SELECT 1 FROM vulnerability_summaries z WHERE z.repository = t.repository AND z.digest = t.digest AND z.critical > 0)";
+
+/** The filter's SQL condition on the tag `t`: fixed text, chosen by the filter's values. */
+function tagCondition(filter: TagFilter): string {
+  const parts = ["1"];
+  if (filter.signed !== undefined) parts.push(filter.signed ? SIGNED : `NOT ${SIGNED}`);
+  if (filter.critical !== undefined) parts.push(filter.critical ? CRITICAL : `NOT ${CRITICAL}`);
+  return parts.join(" AND ");
+}
+
 export interface ManifestSummary {
   digest: string;
   size: number | null;
@@ -107,10 +127,13 @@ const RANK = `CASE
   WHEN instr(s.search_text, ?1) > 0 THEN 3
 END`;
 
-// The repositories where query ?1 may match (migrations/0010_search_terms.sql): the entries starting with its first
-// 32 characters, as many rows as there are matches.
-const CANDIDATES = `SELECT DISTINCT repository AS name FROM search_terms
-  WHERE term >= substr(?1, 1, 32) AND term < substr(?1, 1, 32) || char(1114111)`;
+// The repositories where query ?1 may match (migrations/0010_search_terms.sql): the first SEARCH_CANDIDATES entries
+// starting with its first 32 characters, in the index's order. A query that common (in every repository of a large
+// registry) would otherwise read and rank every match on every request; in term order an entry that is the query
+// itself (a name that is it or ends with it, rank 0) comes first, before longer ones.
+export const SEARCH_CANDIDATES = 1000;
+const CANDIDATES = `SELECT DISTINCT repository AS name FROM (SELECT repository FROM search_terms
+  WHERE term >= substr(?1, 1, 32) AND term < substr(?1, 1, 32) || char(1114111) ORDER BY term LIMIT ${SEARCH_CANDIDATES})`;
 
 // A repository's row in a listing, from its search row.
 const LISTED = `r.name, 0 AS rank, s.description, s.tag, s.digest, s.pushed_at,
@@ -229,14 +252,15 @@ export class SearchRecords {
   /** Tags newest first (by push), after `after` (push time and name of the last one shown). */
   /**
    * A page of a repository's tags after `after`. By push: an index seek. By last pull (0 for never): the repository's
-   * tags are sorted, as many rows as it has tags, whatever the size of the registry.
+   * tags are sorted, as many rows as it has tags, whatever the size of the registry. A filter is checked on each tag
+   * the walk reads: a sparse one reads up to the repository's tags.
    */
-  async tags(repository: string, after: After | null, limit: number, order: TagOrder = "pushed"): Promise<TagRecord[]> {
+  async tags(repository: string, after: After | null, limit: number, order: TagOrder = "pushed", filter: TagFilter = {}): Promise<TagRecord[]> {
     const key = order === "pushed" ? "t.updated_at" : "COALESCE(p.last_pulled_at, 0)";
     const { results } = await this.db
       .prepare(
         `SELECT ${TAG_COLUMNS}
-         WHERE t.repository = ?1 AND (?2 IS NULL OR ${key} < ?2 OR (${key} = ?2 AND t.name < ?3))
+         WHERE t.repository = ?1 AND (?2 IS NULL OR ${key} < ?2 OR (${key} = ?2 AND t.name < ?3)) AND ${tagCondition(filter)}
          ORDER BY ${key} DESC, t.name DESC LIMIT ?4`,
       )
       .bind(repository, after?.key ?? null, after?.name ?? "", limit)

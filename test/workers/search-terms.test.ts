@@ -1,8 +1,34 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { SEARCH_CANDIDATES, SearchRecords } from "../../src/storage/search-records";
 import { call, pushBlob, pushImage, pushManifest } from "./helpers";
 
 const DESCRIPTION = "org.opencontainers.image.description";
+
+/** D1's count of the rows a search reads (meta.rows_read of its statement). */
+async function rowsRead(query: string): Promise<number> {
+  let rows = 0;
+  const db = {
+    prepare: (sql: string) => {
+      const statement = env.DB.prepare(sql);
+      return {
+        bind: (...values: unknown[]) => {
+          const bound = statement.bind(...values);
+          return {
+            all: async () => {
+              const result = await bound.all();
+              rows += result.meta.rows_read;
+              return result;
+            },
+          };
+        },
+      };
+    },
+    batch: env.DB.batch.bind(env.DB),
+  } as unknown as D1Database;
+  await new SearchRecords(db).search(query, null, null, 20);
+  return rows;
+}
 
 async function found(query: string): Promise<string[]> {
   const response = await call(`/api/search?q=${encodeURIComponent(query)}&n=100`);
@@ -45,5 +71,30 @@ describe("search index", () => {
     await env.DB.batch(backfill.map((query) => env.DB.prepare(query)));
     expect(await found("before-the")).toEqual(["sterms/before-the-index"]);
     expect(await found("okapi")).toEqual(["sterms/before-the-index"]);
+  });
+
+  it(`ranks a query as common as ${SEARCH_CANDIDATES} index entries among the first of them, the query itself first, reading no more`, async () => {
+    // 1,500 repositories whose names contain "quokka" (one entry each for it), and one that is named for it.
+    const numbers = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)";
+    await env.DB.batch([
+      env.DB.prepare(`${numbers} INSERT INTO repositories (name, created_at) SELECT 'sterms/quokka-' || printf('%04d', i), 0 FROM n`),
+      env.DB.prepare(`${numbers} INSERT INTO search_terms (term, repository, source) SELECT t.term, t.repository, 0 FROM n JOIN search_name_terms t ON t.repository = 'sterms/quokka-' || printf('%04d', i)`),
+    ]);
+    await pushBlob("zzz/quokka", "x");
+    const names = await found("quokka");
+    expect(names[0]).toBe("zzz/quokka");
+    expect(names).toHaveLength(100);
+    // The rows the query reads are bounded by the candidates, not the 1,501 matches (each candidate reads its
+    // entry, its repository and its search row).
+    const before = await rowsRead("quokka");
+    expect(before).toBeLessThan(SEARCH_CANDIDATES * 4);
+    // And no more once there are 1,000 matches more.
+    const more = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)";
+    await env.DB.batch([
+      env.DB.prepare(`${more} INSERT INTO repositories (name, created_at) SELECT 'sterms/more-quokka-' || printf('%04d', i), 0 FROM n`),
+      env.DB.prepare(`${more} INSERT INTO search_terms (term, repository, source) SELECT t.term, t.repository, 0 FROM n JOIN search_name_terms t ON t.repository = 'sterms/more-quokka-' || printf('%04d', i)`),
+    ]);
+    expect(await rowsRead("quokka")).toBe(before);
+    expect((await found("quokka"))[0]).toBe("zzz/quokka");
   });
 });
