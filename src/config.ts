@@ -5,6 +5,7 @@ import type { MirrorBlobFetch } from "./mirror/blob-fetch";
 import { RetentionRules } from "./gc/retention";
 import { Mirrors } from "./mirror/config";
 import { OsvFeeds } from "./osv/config";
+import { PullPolicies } from "./policies/config";
 import { SignatureTrust } from "./signatures/trust";
 import type { UploadSession } from "./uploads/upload-session";
 import { insecureEndpointProblem, Webhooks } from "./webhooks/config";
@@ -47,6 +48,7 @@ export interface Env {
   OIDC_TRUST_POLICIES?: string;
   OIDC_ALLOW_HTTP_ISSUERS?: string;
   SIGNATURE_TRUST?: string;
+  PULL_POLICIES?: string;
   OSV_FEEDS?: string;
   OSV_FEED_RECORDS_PER_RUN?: string;
   OSV_RESCANS_PER_RUN?: string;
@@ -102,6 +104,9 @@ const ConfigSchema = z
   MIRRORS: Mirrors,
   // Keys (cosign) and roots (Notation) trusted for signatures, per repository pattern; see src/signatures/trust.ts.
   SIGNATURE_TRUST: SignatureTrust,
+  // Rules a manifest must pass to be pulled (a verified signature, no finding at a severity, a scan), per repository
+  // pattern, enforced or audit-only; see src/policies/config.ts.
+  PULL_POLICIES: PullPolicies,
   // OSV exports the cron imports (SBOM scanning), a JSON list of {ecosystem, url}; see src/osv/config.ts. Each run
   // imports at most OSV_FEED_RECORDS_PER_RUN records of them and rescans at most OSV_RESCANS_PER_RUN manifests whose
   // scan is older than the database (0 turns rescans off).

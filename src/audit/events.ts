@@ -22,6 +22,10 @@ export const AUDIT_ACTIONS = [
   "admin.prewarm",
   // OSV imports and refreshes through the admin API (SBOM scanning).
   "admin.osv",
+  // Pulls pull policies refused (denied), let an admin through (bypass), or would refuse in audit mode (warn).
+  "policy.refuse",
+  "policy.bypass",
+  "policy.warn",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -5,7 +5,8 @@ import { AuditRecords } from "../storage/audit-records";
 import { accessTokenIdOf, sameSecret } from "../auth/credentials";
 import { actorOf, ADMIN_ACTOR, ANONYMOUS_ACTOR, type Actor, type AuditAction, type AuditEvent } from "./events";
 
-// Rows for what changes nothing: refused writes and logins. Each is written alone, after the answer is known.
+// Rows for what changes nothing: refused writes, logins and pull policies' decisions. Each is written alone, after the
+// answer is known.
 //
 // Bounded, so that no flood writes rows without end:
 // - A refused write is recorded only for an authenticated caller (a token of ours, a password that verified): an
@@ -130,6 +131,15 @@ export async function recordFailedLogin(c: Context<AppEnv>, attempt: { user: str
 export async function recordLogin(c: Context<AppEnv>, actor: string): Promise<void> {
   if (!withinBound(`login/${actor}`)) return;
   await recordAlone(c, actorOf(c, actor), { action: "login", detail: { place: placeOf(c) } });
+}
+
+/**
+ * A pull that pull policies refused, let an admin through, or would refuse in audit mode (src/policies/enforce.ts),
+ * written after the response: bounded per caller as refusals are, anonymous callers sharing one bound.
+ */
+export function recordPullDecision(c: Context<AppEnv>, event: AuditEvent): void {
+  if (!withinBound(`pulls/${c.var.access?.actor ?? ANONYMOUS_ACTOR}`)) return;
+  c.executionCtx.waitUntil(recordAlone(c, actorOf(c), event));
 }
 
 /** An admin API run that changes nothing in D1 itself (a GC or pre-warming pass: they record their own deletions). */

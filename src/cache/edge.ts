@@ -6,6 +6,7 @@ import type { ByteRange } from "../ranges";
 import { parseDigest, parseRepositoryName, parseTag } from "../references";
 import { acceptsManifest } from "../manifests/schema";
 import { pathOf } from "../routes/path";
+import { policiesFor } from "../policies/config";
 import { MAX_ENTRY_BYTES, MemoryCache } from "./memory";
 
 // Two caches sit in front of R2: the Cache API of the location that served a response, and, for small entries, the
@@ -104,6 +105,8 @@ export const tagCached: MiddlewareHandler<AppEnv> = async (c, next) => {
   const { config } = c.var.registry;
   const head = c.req.method === "HEAD";
   if ((c.req.method !== "GET" && !head) || !reference || !("tag" in reference) || config.TAG_CACHE_SECONDS === 0) return next();
+  // A pull policy judges every pull of its repositories in the handler: none is kept or answered here.
+  if (policiesFor(config.PULL_POLICIES, repository).length > 0) return next();
   const key = cacheKey({ kind: "tag", repository, tag: reference.tag });
   const cacheControl = `${visibilityOf(config, repository)}, max-age=${config.TAG_CACHE_SECONDS}, no-transform`;
   const now = Date.now();

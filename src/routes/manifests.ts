@@ -4,6 +4,7 @@ import { requires } from "../auth/middleware";
 import { immutable, purgeEdgeCache, tagCached } from "../cache/edge";
 import { mirrored } from "../mirror/middleware";
 import { scanAfterPush } from "../osv/jobs";
+import { enforcePullPolicies } from "../policies/enforce";
 import { countsPulls } from "../services/pulls";
 import { notifiesPulls, notify } from "../webhooks/emit";
 import type { AppEnv } from "../context";
@@ -36,6 +37,13 @@ export const manifests = new Hono<AppEnv>()
         message: `the manifest is ${record.mediaType}, which the request's Accept header does not include`,
       });
     }
+    // Pull policies (src/policies/): the manifest about to be served, a tag's as a digest's; DENIED when it fails one.
+    const governed = await enforcePullPolicies(c, repository, {
+      digest: record.digest,
+      mediaType: record.mediaType,
+      body: record.body,
+      ...("tag" in reference && { tag: reference.tag }),
+    });
     const headers = {
       ...notes,
       "Content-Type": record.mediaType,
@@ -44,7 +52,9 @@ export const manifests = new Hono<AppEnv>()
       ETag: `"${record.digest}"`,
     };
     // A tag can move at any time: caches must ask again, or keep it TAG_CACHE_SECONDS (set by the edge cache then).
-    if ("digest" in reference) c.header("Cache-Control", immutable(c.var.registry.config, repository));
+    // Under a policy, a digest's answer can change too (a signature or a finding comes or goes): no cache keeps it.
+    if (governed) c.header("Cache-Control", "private, no-cache");
+    else if ("digest" in reference) c.header("Cache-Control", immutable(c.var.registry.config, repository));
     else if (c.var.registry.config.TAG_CACHE_SECONDS === 0) c.header("Cache-Control", "no-cache");
     if (c.req.header("If-None-Match") === headers.ETag) return c.body(null, 304, headers);
     if (c.req.method === "HEAD") return c.body(null, 200, headers);
