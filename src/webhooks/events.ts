@@ -46,6 +46,9 @@ export interface WebhookMessage {
 // may not make random values in its global scope.
 let instanceId: string | undefined;
 
+/** A User-Agent is kept to this many characters (Docker's and containerd's are a few hundred at most). */
+const MAX_USER_AGENT_CHARS = 1024;
+
 /** The event of a request that changed (or read) `target`, once the change is committed. */
 export function eventOf(request: Request, actor: string, target: EventTarget, at = new Date()): RegistryEvent {
   const url = new URL(request.url);
@@ -63,12 +66,13 @@ export function eventOf(request: Request, actor: string, target: EventTarget, at
       ...(reference !== undefined && { url: `${url.origin}/v2/${repository}/manifests/${reference}` }),
       ...(tag !== undefined && { tag }),
     },
+    // The client's headers are cut short: a message over the queue's 128 KB is refused, and the event lost.
     request: {
-      id: request.headers.get("cf-ray") ?? crypto.randomUUID(),
-      addr: request.headers.get("cf-connecting-ip") ?? "",
+      id: (request.headers.get("cf-ray") ?? crypto.randomUUID()).slice(0, 64),
+      addr: (request.headers.get("cf-connecting-ip") ?? "").slice(0, 45),
       host: url.host,
       method: request.method,
-      useragent: request.headers.get("user-agent") ?? "",
+      useragent: (request.headers.get("user-agent") ?? "").slice(0, MAX_USER_AGENT_CHARS),
     },
     actor: { name: actor },
     source: { addr: url.host, instanceID: (instanceId ??= crypto.randomUUID()) },

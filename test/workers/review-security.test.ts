@@ -2,7 +2,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { WebhookMessage } from "../../src/webhooks/events";
-import { expectError, ORIGIN, pushImage, pushManifest } from "./helpers";
+import { call as callOpen, expectError, OCI_MANIFEST, ORIGIN, pushBlob, pushImage, pushManifest } from "./helpers";
 import { ADMIN, basic, bearer, call, claimsOf, createToken, randomAddress, SERVICE, tokenEnv } from "./token-auth";
 
 interface Row {
@@ -79,6 +79,27 @@ describe("webhooks", () => {
     return { sent, env: { ...tokenEnv, EVENTS: events } };
   }
 
+  it("a pusher's long User-Agent cannot make its push event too large to queue (Queues: 128 KB a message)", async () => {
+    const repository = "webhooks/review-ua";
+    const image = await pushImage(repository);
+    const { sent, env: hooked } = capturing();
+    const userAgent = `docker/27.0 ${"x".repeat(130_000)}`;
+    const response = await call(`/v2/${repository}/manifests/v1`, {
+      method: "PUT",
+      headers: { "Content-Type": OCI_MANIFEST, "User-Agent": userAgent },
+      body: JSON.stringify(image),
+      auth: basic(deleter.token),
+      env: hooked,
+    });
+    expect(response.status).toBe(201);
+    expect(sent.length).toBe(1);
+    const size = new TextEncoder().encode(JSON.stringify(sent[0])).byteLength;
+    expect(size).toBeLessThan(16 * 1024);
+    expect(sent[0]!.event.request.useragent.startsWith("docker/27.0 ")).toBe(true);
+    // What the real queue does with a message of the size it was before: refuses it, and the event is lost.
+    await expect(env.EVENTS!.sendBatch([{ body: { ...sent[0]!, event: { ...sent[0]!.event, request: { ...sent[0]!.event.request, useragent: userAgent } } } }])).rejects.toThrow();
+  });
+
   it("a tag deleted in the web UI is a delete event, as one deleted through the API is", async () => {
     const repository = "webhooks/review-ui";
     await pushManifest(repository, "v1", await pushImage(repository));
@@ -95,5 +116,37 @@ describe("webhooks", () => {
     const ui = sent.find((message) => message.event.target.tag === "v1")!;
     expect(ui.event.actor.name).toBe("review-deleter");
     expect(JSON.stringify(ui)).not.toContain(deleter.token.split("_").at(-1)!);
+  });
+});
+
+describe("signature verdicts", () => {
+  const b64url = (text: string) => btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+
+  it("a Notation envelope whose protected header nests its alg deeply is an invalid signature, not a 500 of the tag API", async () => {
+    const repository = "review/deep-jws";
+    const image = await pushImage(repository);
+    const text = JSON.stringify(image);
+    const digest = await pushManifest(repository, "v1", image);
+    // JSON.parse takes 6,000 levels; JSON.stringify of them overflows the stack.
+    const alg = "[".repeat(6000) + "]".repeat(6000);
+    const protectedHeader = `{"cty":"application/vnd.cncf.notary.payload.v1+json","alg":${alg}}`;
+    const envelope = JSON.stringify({ payload: b64url("{}"), protected: b64url(protectedHeader), header: { x5c: [] }, signature: "" });
+    expect(envelope.length).toBeLessThan(64 * 1024);
+    const envelopeDigest = await pushBlob(repository, envelope);
+    const empty = await pushBlob(repository, "{}");
+    await pushManifest(repository, "notation-deep", {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType: "application/vnd.cncf.notary.signature",
+      config: { mediaType: "application/vnd.oci.empty.v1+json", digest: empty, size: 2 },
+      layers: [{ mediaType: "application/jose+json", digest: envelopeDigest, size: envelope.length }],
+      subject: { mediaType: OCI_MANIFEST, digest, size: new TextEncoder().encode(text).byteLength },
+    });
+    const response = await callOpen(`/api/repositories/${repository}/tags`);
+    expect(response.status, await response.clone().text()).toBe(200);
+    const { tags } = (await response.json()) as { tags: { name: string; signature: { status: string } }[] };
+    expect(tags.find((tag) => tag.name === "v1")?.signature.status).toBe("invalid");
+    const page = await callOpen(`/r/${repository}`);
+    expect(page.status).toBe(200);
   });
 });
