@@ -11,7 +11,7 @@ import { readAtMost } from "../streams";
 import { OsvRecords, type FeedState } from "../storage/osv-records";
 import type { OsvFeed } from "./config";
 import { importJson, importZip, ZipInvalid, type ImportReport } from "./import";
-import { SBOM_ARTIFACT_TYPES, scanManifest } from "./scan";
+import { SBOM_ARTIFACT_TYPES, scanManifest, scanTarget } from "./scan";
 
 /** Manifests the discovery walk reads per run. */
 const DISCOVERY_PER_RUN = 500;
@@ -129,13 +129,17 @@ export async function rescan(env: Env, db: Database, limit: number, now = Date.n
   return done;
 }
 
-/** After a referrer's push: its subject is scanned, in the background, if it has SBOMs (or had a scan to clear). */
-export function scanAfterPush(env: Env, ctx: Waiter, repository: string, subject: string | null): void {
-  if (!subject) return;
+/**
+ * After a manifest's push: a referrer's subject (the referrer may be an SBOM), or an index (it may list buildx's SBOM
+ * attestations), scanned in the background; nothing for other manifests.
+ */
+export function scanAfterPush(env: Env, ctx: Waiter, repository: string, pushed: { digest: string; mediaType: string }, subject: string | null): void {
+  const target = scanTarget(pushed, subject);
+  if (!target) return;
   ctx.waitUntil(
-    scanManifest(env, env.DB, repository, subject).catch(async (error) => {
-      await new OsvRecords(env.DB).enqueue(repository, subject, Date.now()).catch(() => undefined);
-      console.error(JSON.stringify({ event: "osv-scan-failed", repository, digest: subject, error: String(error) }));
+    scanManifest(env, env.DB, repository, target).catch(async (error) => {
+      await new OsvRecords(env.DB).enqueue(repository, target, Date.now()).catch(() => undefined);
+      console.error(JSON.stringify({ event: "osv-scan-failed", repository, digest: target, error: String(error) }));
     }),
   );
 }

@@ -1,9 +1,10 @@
 // Scanning a manifest's SBOMs against the OSV database: its SBOM referrers (SPDX, CycloneDX, in-toto statements of
-// either) are read within bounds, their packages looked up by (ecosystem, name) in chunks and matched with each
+// either) and, for an image index, the SBOM attestations docker buildx lists in it (attestation manifests whose layers
+// are in-toto statements with an SPDX predicate, `vnd.docker.reference.type: attestation-manifest`) are read within bounds, their packages looked up by (ecosystem, name) in chunks and matched with each
 // ecosystem's version rules, and the findings written to the findings store as source "osv-scan". The scan records
 // the database generation it used, so that an import that changes the database makes it stale (src/osv/jobs.ts).
 import type { Env } from "../config";
-import { ImageManifest } from "../manifests/schema";
+import { ImageIndex, ImageManifest, MediaTypes } from "../manifests/schema";
 import type { Database } from "../storage/database";
 import { OsvRecords, type AffectedMatchRow } from "../storage/osv-records";
 import { replaceFindings, SEVERITIES, type Finding, type ScanProblem, type Severity } from "../vulnerabilities/store";
@@ -22,6 +23,10 @@ export const SBOM_ARTIFACT_TYPES = [
   "application/vnd.in-toto+json",
   "application/vnd.dsse.envelope.v1+json",
 ] as const;
+
+const PREDICATE_TYPE = "in-toto.io/predicate-type";
+const SBOM_PREDICATES = ["https://spdx.dev/Document", "https://cyclonedx.org/bom"];
+const MAX_INDEX_BYTES = 4 * 1024 * 1024;
 
 /** SBOM referrers read per manifest, layers per referrer, and bytes read in all (each SBOM is parsed whole). */
 export const MAX_SBOMS = 4;
@@ -43,7 +48,8 @@ export interface ScanResult {
 export async function scanManifest(env: Env, db: Database, repository: string, digest: string, now = Date.now()): Promise<ScanResult> {
   const records = new OsvRecords(db);
   const generation = await records.generation();
-  const sboms = await records.sbomReferrers(repository, digest, SBOM_ARTIFACT_TYPES, MAX_SBOMS);
+  const referrers = await records.sbomReferrers(repository, digest, SBOM_ARTIFACT_TYPES, MAX_SBOMS);
+  const sboms = [...referrers, ...(await attestationsOf(env, records, repository, digest))].slice(0, MAX_SBOMS);
   if (sboms.length === 0) {
     if (await records.scanState(repository, digest)) {
       await replaceFindings(db, repository, digest, SCAN_SOURCE, [], { inputs: "", scanned: false, now });
@@ -65,15 +71,20 @@ async function packagesOf(env: Env, records: OsvRecords, repository: string, sbo
   const packages = new Map<string, ScannedPackage>();
   let budget = MAX_SBOM_BYTES;
   for (const sbom of sboms) {
-    const bytes = await records.manifestBytes(env.BLOBS, repository, sbom, MAX_SBOM_MANIFEST_BYTES);
-    const manifest = bytes ? ImageManifest.safeParse(parseSbomJson(new TextDecoder().decode(bytes))) : null;
+    const stored = await records.manifestBytes(env.BLOBS, repository, sbom, MAX_SBOM_MANIFEST_BYTES);
+    const manifest = stored ? ImageManifest.safeParse(jsonOf(stored.bytes)) : null;
     if (!manifest?.success) {
       problems.push({ report: sbom, reason: "the SBOM's manifest could not be read (not an image manifest, or too large)" });
       continue;
     }
     let found = false;
     const reasons: string[] = [];
-    for (const layer of manifest.data.layers.slice(0, MAX_LAYERS)) {
+    // An attestation manifest's provenance layers are no SBOM: layers that name another predicate type are passed over.
+    const layers = manifest.data.layers.filter((layer) => {
+      const predicate = layer.annotations?.[PREDICATE_TYPE];
+      return predicate === undefined || SBOM_PREDICATES.some((prefix) => predicate.startsWith(prefix));
+    });
+    for (const layer of layers.slice(0, MAX_LAYERS)) {
       if (layer.size > budget) {
         reasons.push(`${layer.digest}: larger than the ${budget} bytes of SBOM left to read (at most ${MAX_SBOM_BYTES} per manifest)`);
         continue;
@@ -100,6 +111,23 @@ async function packagesOf(env: Env, records: OsvRecords, repository: string, sbo
     if (reasons.length > 0) problems.push({ report: sbom, reason: reasons.join("; ").slice(0, 600) });
   }
   return [...packages.values()];
+}
+
+/** An image index's SBOM attestations (docker buildx --sbom=true): the attestation manifests it lists. */
+async function attestationsOf(env: Env, records: OsvRecords, repository: string, digest: string): Promise<string[]> {
+  const stored = await records.manifestBytes(env.BLOBS, repository, digest, MAX_INDEX_BYTES);
+  if (!stored || (stored.mediaType !== MediaTypes.ociIndex && stored.mediaType !== MediaTypes.dockerManifestList)) return [];
+  const index = ImageIndex.safeParse(jsonOf(stored.bytes));
+  if (!index.success) return [];
+  return index.data.manifests
+    .filter((entry) => entry.annotations?.["vnd.docker.reference.type"] === "attestation-manifest")
+    .map((entry) => entry.digest);
+}
+
+/** Whether a pushed manifest is scanned: a referrer's subject, or an index that may list SBOM attestations. */
+export function scanTarget(pushed: { digest: string; mediaType: string }, subject: string | null): string | null {
+  if (subject) return subject;
+  return pushed.mediaType === MediaTypes.ociIndex || pushed.mediaType === MediaTypes.dockerManifestList ? pushed.digest : null;
 }
 
 /** The findings of the packages: each advisory once per package and version. */
@@ -143,6 +171,15 @@ async function match(records: OsvRecords, packages: ScannedPackage[]): Promise<F
 function entryOf(row: AffectedMatchRow): { ecosystem: string; ranges: AffectedRange[]; versions: string[] } | null {
   try {
     return { ecosystem: row.ecosystem, ranges: JSON.parse(row.ranges) as AffectedRange[], versions: JSON.parse(row.versions) as string[] };
+  } catch {
+    return null;
+  }
+}
+
+/** A manifest's JSON (read whole: its annotations matter, unlike an SBOM's), or null. */
+function jsonOf(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     return null;
   }

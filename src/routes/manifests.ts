@@ -78,8 +78,8 @@ export const manifests = new Hono<AppEnv>()
     if (subject) headers["OCI-Subject"] = subject;
     // A signature (a referrer, or a sha256-<hex>.sig tag): the signed manifest's verdict, after the response.
     c.var.registry.signatures.afterPush(repository, reference, subject);
-    // An SBOM (a referrer): its subject scanned against the OSV database, after the response.
-    scanAfterPush(c.env, c.executionCtx, repository, subject);
+    // An SBOM (a referrer) or an index (buildx's SBOM attestations): scanned against the OSV database, after the response.
+    scanAfterPush(c.env, c.executionCtx, repository, { digest, mediaType }, subject);
     // A vulnerability report (a referrer): its subject's findings, after the response.
     c.var.registry.vulnerabilities.afterPush(repository, subject);
     // A push by tag is also a tag move when the tag named another manifest (Distribution sends it as a push too).

@@ -160,13 +160,14 @@ export class OsvRecords {
     return results.map((row) => row.digest);
   }
 
-  /** A manifest's bytes (from D1, or R2 when large), or null when it is gone or larger than `limit`. */
-  async manifestBytes(bucket: R2Bucket, repository: string, digest: string, limit: number): Promise<Uint8Array | null> {
+  /** A manifest's media type and bytes (from D1, or R2 when large), or null when it is gone or larger than `limit`. */
+  async manifestBytes(bucket: R2Bucket, repository: string, digest: string, limit: number): Promise<{ mediaType: string; bytes: Uint8Array } | null> {
     const record = await new ManifestRecords(this.db).find(repository, digest);
     if (!record || record.size > limit) return null;
-    if (record.body !== null) return new TextEncoder().encode(record.body);
+    if (record.body !== null) return { mediaType: record.mediaType, bytes: new TextEncoder().encode(record.body) };
     const object = record.bodyKey ? await bucket.get(record.bodyKey) : null;
-    return object ? readAtMost(object.body, limit) : null;
+    const bytes = object ? await readAtMost(object.body, limit) : null;
+    return bytes ? { mediaType: record.mediaType, bytes } : null;
   }
 
   /** A blob of the repository, whole: "missing" when it is not linked there, "too large" past `limit` (never read past it). */

@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfigError, parseConfig, type Env } from "../../src/config";
 import worker from "../../src/index";
 import { findingsOf, scanOf, type StoredFinding } from "../../src/vulnerabilities/store";
-import { OCI_MANIFEST, ORIGIN, randomBytes, sha256 } from "./helpers";
+import { OCI_INDEX, OCI_MANIFEST, ORIGIN, randomBytes, sha256 } from "./helpers";
 
 // SBOM scanning (README: "SBOM scanning"): OSV records imported through the admin API (JSON, arrays, OSV's export
 // zips, the OSV_FEEDS refresh), SPDX and CycloneDX SBOMs pushed as referrers over the registry API and matched with
@@ -32,12 +32,12 @@ async function blob(repository: string, bytes: Uint8Array | string): Promise<{ d
   return { digest, size: data.byteLength };
 }
 
-async function manifest(repository: string, body: object, tag?: string): Promise<{ mediaType: string; digest: string; size: number }> {
+async function manifest(repository: string, body: object, tag?: string, mediaType = OCI_MANIFEST): Promise<{ mediaType: string; digest: string; size: number }> {
   const text = JSON.stringify(body);
   const digest = await sha256(text);
-  const response = await send(`/v2/${repository}/manifests/${tag ?? digest}`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: text });
+  const response = await send(`/v2/${repository}/manifests/${tag ?? digest}`, { method: "PUT", headers: { "Content-Type": mediaType }, body: text });
   expect(response.status, await response.clone().text()).toBe(201);
-  return { mediaType: OCI_MANIFEST, digest, size: new TextEncoder().encode(text).byteLength };
+  return { mediaType, digest, size: new TextEncoder().encode(text).byteLength };
 }
 
 async function image(repository: string, tag: string) {
@@ -229,6 +229,43 @@ describe("matching SBOM packages against the OSV database", () => {
     const envelope = { payloadType: "application/vnd.in-toto+json", payload: btoa(JSON.stringify(statement)), signatures: [] };
     await attach("osv/cdx", other, "application/vnd.in-toto+json", envelope);
     expect(ids(await findings("osv/cdx", other.digest))).toEqual(["OSV-GEM-RACK rack@2.0.0"]);
+  });
+
+  it("reads the SBOM attestations docker buildx lists in an image index, passing over its provenance", async () => {
+    const repository = "osv/buildx";
+    const platform = await image(repository, "platform");
+    const statement = (predicateType: string, predicate: object) => ({ _type: "https://in-toto.io/Statement/v0.1", predicateType, subject: [{ name: "app", digest: { sha256: platform.digest.slice(7) } }], predicate });
+    const sbom = await blob(repository, JSON.stringify(statement("https://spdx.dev/Document", spdx([{ purl: "pkg:npm/minimist@1.2.0" }]))));
+    const provenance = await blob(repository, JSON.stringify(statement("https://slsa.dev/provenance/v0.2", { builder: { id: "" } })));
+    const config = await blob(repository, JSON.stringify({ architecture: "unknown", os: "unknown", config: {}, rootfs: { type: "layers", diff_ids: [] } }));
+    const attestation = await manifest(repository, {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+      layers: [
+        { mediaType: "application/vnd.in-toto+json", ...provenance, annotations: { "in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2" } },
+        { mediaType: "application/vnd.in-toto+json", ...sbom, annotations: { "in-toto.io/predicate-type": "https://spdx.dev/Document" } },
+      ],
+    });
+    const index = await manifest(
+      repository,
+      {
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [
+          { ...platform, platform: { architecture: "amd64", os: "linux" } },
+          {
+            ...attestation,
+            platform: { architecture: "unknown", os: "unknown" },
+            annotations: { "vnd.docker.reference.digest": platform.digest, "vnd.docker.reference.type": "attestation-manifest" },
+          },
+        ],
+      },
+      "latest",
+      OCI_INDEX,
+    );
+    expect(ids(await findings(repository, index.digest))).toEqual(["OSV-NPM-MINIMIST minimist@1.2.0"]);
+    expect(await scanOf(env.DB, repository, index.digest, "osv-scan")).toMatchObject({ scanned: true, problems: [] });
   });
 
   it("records an unreadable SBOM as a problem, without findings and without failing the push", async () => {
