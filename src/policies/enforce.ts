@@ -4,7 +4,6 @@ import { recordPullDecision } from "../audit/requests";
 import type { AppEnv, Registry } from "../context";
 import { RegistryError } from "../errors";
 import { ManifestRecords } from "../storage/manifest-records";
-import { summaryOf } from "../vulnerabilities/store";
 import { policiesFor, type PullPolicy } from "./config";
 import { describe, failures, needs, type Failure, type ManifestKind, type PullFacts } from "./decide";
 import { kindOf } from "./kind";
@@ -73,7 +72,8 @@ async function factsOf(registry: Registry, repository: string, digest: string, k
   const need = needs(policies, kind);
   const [signature, vulnerabilities] = await Promise.all([
     need.signature ? registry.signatures.verdict(repository, digest) : undefined,
-    need.vulnerabilities ? summaryOf(registry.db.current, repository, digest) : undefined,
+    // Computed now when attached reports changed since it was stored (as the tag API does).
+    need.vulnerabilities ? registry.vulnerabilities.summary(repository, digest) : undefined,
   ]);
   const facts: PullFacts = { kind, ...(signature && { signature }), ...(vulnerabilities !== undefined && { vulnerabilities }) };
   // An image of a multi-platform index is covered by the index's signature (which names its digest): cosign signs

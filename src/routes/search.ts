@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import { requires } from "../auth/middleware";
 import type { AppEnv } from "../context";
 import { IMAGE_CONFIG_MEDIA_TYPES } from "../search/image-config";
+import { keeps, parseTagFilter, tagFilterParams } from "../search/filters";
 import { normalizeQuery, SearchService } from "../search/search";
 import { pullStats } from "../services/pulls";
 import type { PullStats } from "../storage/pull-records";
@@ -63,14 +64,16 @@ export const search = new Hono<AppEnv>()
   .get("/api/repositories/:name{.+}/tags", parsePath(), requires("pull"), async (c) => {
     const { repository } = pathOf(c);
     const limit = pageSize(c);
-    const page = await new SearchService(c.var.registry.db).tags(repository, c.req.query("cursor"), limit);
-    linkNext(c, `/api/repositories/${repository}/tags`, { n: String(limit) }, page.next);
+    // ?signed=true|false&critical=true|false (src/search/filters.ts).
+    const filter = parseTagFilter((name) => c.req.query(name));
+    const page = await new SearchService(c.var.registry.db).tags(repository, c.req.query("cursor"), limit, "pushed", filter);
+    linkNext(c, `/api/repositories/${repository}/tags`, { n: String(limit), ...tagFilterParams(filter) }, page.next);
     const pulls = await pullStats(c.env.DB, repository, page.items);
     const signatures = await c.var.registry.signatures.verdicts(repository, page.items.map((tag) => tag.digest));
     const vulnerabilities = await c.var.registry.vulnerabilities.summaries(repository, page.items.map((tag) => tag.digest));
     return c.json({
       name: repository,
-      tags: page.items.map((tag) => ({
+      tags: page.items.filter((tag) => keeps(filter, signatures.get(tag.digest), vulnerabilities.get(tag.digest))).map((tag) => ({
         name: tag.name,
         digest: tag.digest,
         mediaType: tag.mediaType,

@@ -1,6 +1,6 @@
 import { RegistryError } from "../errors";
 import type { RequestDatabase } from "../storage/database";
-import { MATCHES, SearchRecords, type Match, type RepositoryRecord, type TagOrder, type TagRecord } from "../storage/search-records";
+import { MATCHES, SearchRecords, type Match, type RepositoryRecord, type TagFilter, type TagOrder, type TagRecord } from "../storage/search-records";
 import { decodeCursor, encodeCursor } from "./cursor";
 
 export interface RepositoryHit extends Omit<RepositoryRecord, "rank"> {
@@ -52,11 +52,11 @@ export class SearchService {
     return new SearchRecords(this.db.current).tag(repository, name);
   }
 
-  /** A repository's tags, newest push first, or most recently pulled first. */
-  async tags(repository: string, cursor: string | undefined, limit: number, order: TagOrder = "pushed"): Promise<Page<TagRecord>> {
+  /** A repository's tags, newest push first, or most recently pulled first; with a filter, those it keeps. */
+  async tags(repository: string, cursor: string | undefined, limit: number, order: TagOrder = "pushed", filter: TagFilter = {}): Promise<Page<TagRecord>> {
     const records = new SearchRecords(this.db.current);
     const after = decodeCursor(cursor);
-    const found = await records.tags(repository, after, limit + 1, order);
+    const found = await records.tags(repository, after, limit + 1, order, filter);
     if (found.length === 0 && after === null && !(await records.repository(repository))) {
       throw new RegistryError("NAME_UNKNOWN", { repository });
     }

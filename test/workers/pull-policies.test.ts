@@ -395,3 +395,42 @@ describe("PULL_POLICIES", () => {
     expect(body.errors[0]!.detail.issues.join("\n")).toMatch(/PULL_POLICIES\.0\.repositories/);
   });
 });
+
+describe("the tag API's filters", () => {
+  const list = (repository: string, query: string) => call(`/api/repositories/${repository}/tags?${query}`, { auth: basic(reader.token), env: policyEnv });
+  const names = async (repository: string, query: string) => {
+    const response = await list(repository, query);
+    expect(response.status, await response.clone().text()).toBe(200);
+    return ((await response.json()) as { tags: { name: string }[] }).tags.map((tag) => tag.name);
+  };
+
+  it("lists the signed, the unsigned, those with a critical finding and those without, and pages with the filter kept", async () => {
+    const repository = "policies/filters/app";
+    const signed = await image(repository, "signed");
+    await sign(repository, signed);
+    const critical = await image(repository, "critical");
+    await findings(repository, critical.digest, ["critical", "low"]);
+    const high = await image(repository, "high");
+    await findings(repository, high.digest, ["high"], ["critical"]);
+    await image(repository, "plain");
+    // The signature was checked when it was pushed, under the open Worker's trust: a listing here checks it again.
+    expect(await names(repository, "")).toEqual(["plain", "high", "critical", "signed"]);
+    expect(await names(repository, "signed=true")).toEqual(["signed"]);
+    expect(await names(repository, "signed=false")).toEqual(["plain", "high", "critical"]);
+    expect(await names(repository, "critical=true")).toEqual(["critical"]);
+    expect(await names(repository, "critical=false&signed=false")).toEqual(["plain", "high"]);
+    const first = await list(repository, "signed=false&n=2");
+    expect(((await first.json()) as { tags: { name: string }[] }).tags.map((tag) => tag.name)).toEqual(["plain", "high"]);
+    const next = /<([^>]+)>; rel="next"/.exec(first.headers.get("Link") ?? "")?.[1];
+    expect(next).toMatch(/signed=false/);
+    const rest = await call(next!, { auth: basic(reader.token), env: policyEnv });
+    expect(((await rest.json()) as { tags: { name: string }[] }).tags.map((tag) => tag.name)).toEqual(["critical"]);
+  });
+
+  it("refuses a filter value other than true or false, naming it", async () => {
+    const response = await list("policies/filters/app", "signed=yes");
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { errors: { code: string; message: string }[] };
+    expect(body.errors[0]).toMatchObject({ code: "REQUEST_INVALID", message: "signed must be true or false" });
+  });
+});
