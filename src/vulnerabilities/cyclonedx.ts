@@ -32,7 +32,8 @@ export function parseCycloneDx(document: unknown, report: string, walk: Walk): P
     let affected = 0;
     for (const affects of walk.objects(vulnerability.affects)) {
       const ref = text(affects.ref);
-      const component = components.get(ref) ?? { name: packageOfPurl(ref) ?? ref, version: "" };
+      // A BOM-Link (urn:cdx:<serial>/<version>#<bom-ref>) names the component after its #.
+      const component = components.get(ref) ?? components.get(ref.slice(ref.indexOf("#") + 1)) ?? { name: packageOfPurl(ref) ?? ref, version: "" };
       findings.push({
         id,
         package: component.name,

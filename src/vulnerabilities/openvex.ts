@@ -19,8 +19,8 @@ export function parseOpenVex(document: unknown, report: string, subject: string,
     if (!STATUSES.has(status)) continue;
     const products = statement.products ?? root.products;
     if (!aboutImage(products, subject, walk)) continue;
-    const names = namesOf(object(statement.vulnerability), walk);
-    const packages = packagesOf(products, walk);
+    const names = namesOf(statement.vulnerability, walk);
+    const packages = packagesOf(products, statement.subcomponents, walk);
     const justification = text(statement.justification) || text(statement.impact_statement);
     const statements: Statement[] = [];
     for (const id of names) for (const pkg of packages) statements.push({ id, package: pkg, status, justification, report });
@@ -35,8 +35,10 @@ function time(value: unknown): number | null {
   return Number.isFinite(at) ? at : null;
 }
 
-/** The vulnerability's name, @id (an IRI's last segment: .../CVE-2023-1234) and aliases. */
-function namesOf(vulnerability: Json | null, walk: Walk): string[] {
+/** The vulnerability's name, @id (an IRI's last segment: .../CVE-2023-1234) and aliases; OpenVEX 0.0.1's is a string. */
+function namesOf(value: unknown, walk: Walk): string[] {
+  if (typeof value === "string") return value.trim() ? [value.trim()] : [];
+  const vulnerability = object(value);
   if (!vulnerability) return [];
   const names = new Set<string>();
   const add = (name: string) => {
@@ -57,7 +59,7 @@ function namesOf(vulnerability: Json | null, walk: Walk): string[] {
 function aboutImage(products: unknown, subject: string, walk: Walk): boolean {
   if (!Array.isArray(products) || products.length === 0) return true;
   const hex = subject.slice(subject.indexOf(":") + 1).toLowerCase();
-  for (const product of walk.objects(products)) {
+  for (const product of componentsOf(products, walk)) {
     const ids = [text(product["@id"]), ...Object.values(object(product.identifiers) ?? {}).slice(0, 8).map(text)].map(decoded);
     const hashes = Object.values(object(product.hashes) ?? {}).slice(0, 8).map((value) => text(value).toLowerCase());
     if (ids.some((id) => id.includes(hex)) || hashes.includes(hex)) return true;
@@ -67,17 +69,27 @@ function aboutImage(products: unknown, subject: string, walk: Walk): boolean {
   return false;
 }
 
-/** The packages the statement is limited to (its products' subcomponents), or [""] for all. */
-function packagesOf(products: unknown, walk: Walk): string[] {
+/** The packages the statement is limited to (its products' subcomponents, or 0.0.1's own), or [""] for all. */
+function packagesOf(products: unknown, subcomponents: unknown, walk: Walk): string[] {
   const packages = new Set<string>();
-  for (const product of walk.objects(products)) {
-    for (const component of walk.objects(product.subcomponents)) {
+  const add = (list: unknown) => {
+    for (const component of componentsOf(list, walk)) {
       const purl = text(object(component.identifiers)?.purl) || text(component["@id"]);
       const name = packageOfPurl(purl) ?? purl;
       if (name) packages.add(name);
     }
-  }
+  };
+  for (const product of componentsOf(products, walk)) add(product.subcomponents);
+  add(subcomponents);
   return packages.size > 0 ? [...packages].slice(0, MAX_NAMES) : [""];
+}
+
+/** Products or subcomponents: structs, or (OpenVEX 0.0.1) their identifiers as strings. */
+function* componentsOf(list: unknown, walk: Walk): Generator<Json> {
+  for (const item of walk.items(list)) {
+    if (typeof item === "string") yield { "@id": item };
+    else if (object(item)) yield item as Json;
+  }
 }
 
 function decoded(value: string): string {
