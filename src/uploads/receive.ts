@@ -34,6 +34,8 @@ export async function receive(
   committed: Receiving,
   body: ReadableStream<Uint8Array> | null,
   expect: ChunkExpectation,
+  /** The final PUT's body: once it is whole, the session is sealed (a repeated body is that PUT's, retried). */
+  final = false,
 ): Promise<Received> {
   if (expect.start !== undefined && expect.start !== committed.offset) {
     await drain(body);
@@ -169,6 +171,8 @@ export async function receive(
     state.parts += uploaded.length;
     state.offset += keep.received;
     Object.assign(state, await hashing.fields(keep, received));
+    if (final && !brokeOff) state.sealed = true;
+    else delete state.sealed;
   } finally {
     await open?.streamed?.abort(new Error("the request failed"));
   }

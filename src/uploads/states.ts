@@ -49,6 +49,11 @@ export interface Receiving extends Session {
    * it broke off inside a part it streamed without a copy): the digest is then checked on the assembled object.
    */
   nativeDigest?: string | null;
+  /**
+   * Set once the final PUT's body was saved whole: every byte has come, and a body sent again is that PUT's, retried
+   * after its answer was lost, not more bytes (where no hash equals the digest to tell: bytes no hash covers, SHA-512).
+   */
+  sealed?: true;
 }
 
 /** All the bytes are one R2 object, verified against the digest, that no D1 row names yet. */

@@ -96,10 +96,14 @@ async function putAll(session: SessionContext, state: Receiving, digest: ParsedD
   try {
     object = await step("r2.put", () => session.env.BLOBS.put(key, session.store.pieces.stream(state.pending), checksumOption(digest)));
   } catch (error) {
-    // Bytes checked as they came: R2 failed, and the PUT may be retried. Unchecked ones (a SHA-512) only R2 checks.
+    // Bytes checked as they came: R2 failed, and the PUT may be retried. Unchecked ones (a SHA-512, bytes no hash
+    // covers) R2 refuses when they do not have the digest, and fails for other reasons too: the bytes (less than a
+    // part, in the session's storage) say which, so that a transient failure keeps the upload for the retry.
     if (checked) throw error;
+    const actual = await digestOfStream(session.store.pieces.stream(state.pending), digest.algorithm);
+    if (actual === digest.digest) throw error;
     await discard(session, state);
-    throw mismatch(digest.digest, "computed by R2");
+    throw mismatch(digest.digest, actual);
   }
   if (!object) throw new Error(`R2 did not store ${key}`);
   // A multipart upload opened for a first part that never made it.

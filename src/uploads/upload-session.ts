@@ -110,8 +110,9 @@ export class UploadSession extends DurableObject<Env> {
 
   /**
    * The final PUT's body, if any, received like a PATCH's: a body cut off keeps what arrived and answers 416 with the
-   * Range to resume from. Bytes whose SHA-256 is already the digest are the whole blob, so a body then repeats bytes
-   * already taken (a PUT retried after its body was saved) and is not read.
+   * Range to resume from. A session sealed by a PUT's whole body, or whose bytes (some) already have the digest as
+   * their SHA-256, has the whole blob, so a body then repeats bytes already taken (a PUT retried after its body was
+   * saved) and is not read.
    */
   private async lastChunk(
     state: Receiving,
@@ -120,11 +121,11 @@ export class UploadSession extends DurableObject<Env> {
     expect: ChunkExpectation,
   ): Promise<Receiving> {
     if (!body) return state;
-    if (digest.algorithm === "sha256" && sha256Of(state) === digest.digest) {
+    if (state.sealed || (state.offset > 0 && digest.algorithm === "sha256" && sha256Of(state) === digest.digest)) {
       await drain(body);
       return state;
     }
-    const received = await receive(this.session, state, body, expect);
+    const received = await receive(this.session, state, body, expect, true);
     if (received.cutOff) throw cutOff(received.state.offset, received.cutOff.declared, received.cutOff.received);
     return received.state;
   }
