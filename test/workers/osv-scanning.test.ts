@@ -356,6 +356,18 @@ describe("hostile input", () => {
     expect(report.problems[0]!.reason).toMatch(/inflates to more than/);
   });
 
+  it("scans at most 20,000 packages of an SBOM and says so; findings past the store's cap are counted, not kept", async () => {
+    const subject = await image("osv/many", "v1");
+    // 20,000 prereleases of lodash below its fix, then one more package past the bound.
+    const packages = Array.from({ length: 20_000 }, (_, i) => ({ purl: `pkg:npm/lodash@4.17.${i % 21}-alpha.${i}` }));
+    packages.push({ purl: "pkg:npm/minimist@1.2.5" });
+    await attach("osv/many", subject, "application/spdx+json", spdx(packages));
+    const scan = await scanOf(env.DB, "osv/many", subject.digest, "osv-scan");
+    expect(scan?.problems[0]?.reason).toMatch(/more than 20000 packages, the rest not scanned/);
+    expect(scan).toMatchObject({ scanned: true, findings: 2000, dropped: 18_000 });
+    expect((await findings("osv/many", subject.digest)).some((finding) => finding.package === "minimist")).toBe(false);
+  });
+
   it("refuses what is not a zip, nor JSON, nor a record, with OCI errors", async () => {
     const notZip = await send("/admin/osv/import", { method: "POST", headers: { ...ADMIN, "Content-Type": "application/zip" }, body: randomBytes(4096) });
     expect(notZip.status).toBe(400);
