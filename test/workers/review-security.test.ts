@@ -3,6 +3,7 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { WebhookMessage } from "../../src/webhooks/events";
 import { call as callOpen, expectError, OCI_MANIFEST, ORIGIN, pushBlob, pushImage, pushManifest } from "./helpers";
+import { cosignSign, ecKey, pem, simpleSigningPayload, spkiOf } from "./signature-fixtures";
 import { ADMIN, basic, bearer, call, claimsOf, createToken, randomAddress, SERVICE, tokenEnv } from "./token-auth";
 
 interface Row {
@@ -148,5 +149,75 @@ describe("signature verdicts", () => {
     expect(tags.find((tag) => tag.name === "v1")?.signature.status).toBe("invalid");
     const page = await callOpen(`/r/${repository}`);
     expect(page.status).toBe(200);
+  });
+});
+
+describe("signature verdicts across repositories", () => {
+  it("a signature pushed to a repository the attacker can push to changes no verdict of a repository it cannot, whose verdicts it cannot read", async () => {
+    const release = await ecKey();
+    const trust = [{ repositories: ["review/sig-*"], cosignKeys: [{ name: "release", pem: pem("PUBLIC KEY", await spkiOf(release)) }] }];
+    const signedEnv = { ...tokenEnv, SIGNATURE_TRUST: JSON.stringify(trust) };
+    const attacker = await createToken("review-sig-attacker", [{ repository: "review/sig-attacker", actions: ["pull", "push"] }]);
+    const admin = basic(ADMIN);
+    const as = (auth: string) => async (path: string, init: RequestInit = {}) => call(path, { ...init, auth, env: signedEnv });
+    const byAdmin = as(admin);
+    const byAttacker = as(basic(attacker.token));
+
+    async function blob(send: typeof byAdmin, repository: string, text: string) {
+      const digest = `sha256:${[...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)))].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+      expect((await send(`/v2/${repository}/blobs/uploads/?digest=${digest}`, { method: "POST", body: new TextEncoder().encode(text) })).status).toBe(201);
+      return { digest, size: new TextEncoder().encode(text).byteLength };
+    }
+    async function put(send: typeof byAdmin, repository: string, reference: string, body: object) {
+      const text = JSON.stringify(body);
+      const response = await send(`/v2/${repository}/manifests/${reference}`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: text });
+      expect(response.status, await response.clone().text()).toBe(201);
+      return { mediaType: OCI_MANIFEST, digest: response.headers.get("Docker-Content-Digest")!, size: new TextEncoder().encode(text).byteLength };
+    }
+    async function image(send: typeof byAdmin, repository: string) {
+      const config = await blob(send, repository, JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }));
+      const layer = await blob(send, repository, "the same layer bytes in both repositories");
+      return put(send, repository, "v1", {
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...layer }],
+      });
+    }
+    const victim = await image(byAdmin, "review/sig-victim");
+    // The attacker pushes the same image (same digest) into its own repository, and a signature of it.
+    const copy = await image(byAttacker, "review/sig-attacker");
+    expect(copy.digest).toBe(victim.digest);
+    const stranger = await ecKey();
+    const payload = simpleSigningPayload(victim.digest, "registry.test/review/sig-victim");
+    const layer = await blob(byAttacker, "review/sig-attacker", payload);
+    const empty = await blob(byAttacker, "review/sig-attacker", "{}");
+    const signatureManifest = (signature: string) => ({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType: "application/vnd.dev.cosign.artifact.sig.v1+json",
+      config: { mediaType: "application/vnd.oci.empty.v1+json", ...empty },
+      layers: [{ mediaType: "application/vnd.dev.cosign.simplesigning.v1+json", ...layer, annotations: { "dev.cosignproject.cosign/signature": signature } }],
+      subject: victim,
+    });
+    await put(byAttacker, "review/sig-attacker", "stranger-sig", signatureManifest(await cosignSign(stranger, new TextEncoder().encode(payload))));
+    await put(byAttacker, "review/sig-attacker", `${victim.digest.replace(":", "-")}.sig`, signatureManifest(await cosignSign(stranger, new TextEncoder().encode(payload))));
+    // Pushing into the victim's repository is refused.
+    expect((await byAttacker(`/v2/review/sig-victim/manifests/sig`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: JSON.stringify(signatureManifest("AAAA")) })).status).toBe(403);
+
+    const verdict = async (send: typeof byAdmin, repository: string) => {
+      const response = await send(`/api/repositories/${repository}/tags`);
+      return { status: response.status, body: response.status === 200 ? ((await response.json()) as { tags: { name: string; signature: { status: string } }[] }) : null };
+    };
+    const victimView = await verdict(byAdmin, "review/sig-victim");
+    expect(victimView.body!.tags.find((tag) => tag.name === "v1")!.signature.status).toBe("unsigned");
+    const attackerView = await verdict(byAttacker, "review/sig-attacker");
+    expect(attackerView.body!.tags.find((tag) => tag.name === "v1")!.signature.status).toBe("invalid");
+    // The victim's verdicts are not the attacker's to read, and the answer is the one a missing repository gets.
+    const refused = await verdict(byAttacker, "review/sig-victim");
+    const missing = await verdict(byAttacker, "review/sig-nothing-here");
+    expect(refused.status).toBe(403);
+    expect(missing.status).toBe(refused.status);
+    expect(refused.body).toBeNull();
   });
 });
