@@ -221,3 +221,23 @@ describe("signature verdicts across repositories", () => {
     expect(refused.body).toBeNull();
   });
 });
+
+describe("the audit log is the admin's only", () => {
+  it("an access token with every scope, as a password, a bearer token or a web UI session, is refused the API and the page", async () => {
+    const everything = await createToken("admin", [{ repository: "*", actions: ["pull", "push", "delete"] }]);
+    await expectError(await call("/admin/audit", { auth: basic(everything.token) }), 401, "UNAUTHORIZED");
+    await expectError(await call("/admin/audit", { auth: bearer(everything.token) }), 401, "UNAUTHORIZED");
+    const granted = await call(`/token?service=${SERVICE}&scope=repository:review/x:pull,push,delete`, { auth: basic(everything.token) });
+    const { token } = (await granted.json()) as { token: string };
+    await expectError(await call("/admin/audit", { auth: bearer(token) }), 401, "UNAUTHORIZED");
+    const login = await call("/login", { method: "POST", headers: { Origin: ORIGIN }, body: new URLSearchParams({ token: everything.token, next: "/" }) });
+    const cookie = login.headers.get("Set-Cookie")!.split(";")[0]!;
+    const page = await call("/audit", { headers: { Cookie: cookie } });
+    expect(page.status).toBe(404);
+    // Named "admin", it is still logged by its id.
+    const client = randomAddress();
+    await call(`/token?service=${SERVICE}&scope=repository:review/x:pull`, { auth: basic(everything.token), client });
+    const [row] = await rowsOf(client);
+    expect(row?.actor).toBe(everything.id);
+  });
+});
