@@ -48,8 +48,10 @@ export const search = new Hono<AppEnv>()
   .get("/api/search", async (c) => {
     const query = normalizeQuery(c.req.query("q"));
     const limit = pageSize(c);
-    const page = await new SearchService(c.var.registry.db).repositories(query, c.var.access.pullPatterns, c.req.query("cursor"), limit);
-    linkNext(c, "/api/search", { q: query, n: String(limit) }, page.next);
+    // ?signed=true|false&critical=true|false, of each repository's latest tag (src/search/filters.ts).
+    const filter = parseTagFilter((name) => c.req.query(name));
+    const page = await new SearchService(c.var.registry.db).repositories(query, c.var.access.pullPatterns, c.req.query("cursor"), limit, filter);
+    linkNext(c, "/api/search", { q: query, n: String(limit), ...tagFilterParams(filter) }, page.next);
     return c.json({
       query,
       repositories: page.items.map((hit) => ({

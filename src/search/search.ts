@@ -1,6 +1,6 @@
 import { RegistryError } from "../errors";
 import type { RequestDatabase } from "../storage/database";
-import { MATCHES, SearchRecords, type Match, type RepositoryRecord, type TagFilter, type TagOrder, type TagRecord } from "../storage/search-records";
+import { isFiltering, MATCHES, SearchRecords, type Match, type RepositoryRecord, type TagFilter, type TagOrder, type TagRecord } from "../storage/search-records";
 import { decodeCursor, encodeCursor } from "./cursor";
 
 export interface RepositoryHit extends Omit<RepositoryRecord, "rank"> {
@@ -29,16 +29,26 @@ export class SearchService {
    * Repositories whose name contains the query, or whose latest manifest's annotations have a word starting with it:
    * exact names first, then prefixes, substrings, and description matches; with patterns, only repositories matching
    * one (the caller's pull rights). It reads the matches and the page, not the registry. A listing may lag a push by
-   * the replication delay.
+   * the replication delay. A filter keeps repositories by their latest tag (see SearchRecords.listFiltered).
    */
-  async repositories(query: string, patterns: string[] | null, cursor: string | undefined, limit: number): Promise<Page<RepositoryHit>> {
-    const found = await new SearchRecords(this.db.nearby).search(query, patterns, decodeCursor(cursor), limit + 1);
+  async repositories(query: string, patterns: string[] | null, cursor: string | undefined, limit: number, filter: TagFilter = {}): Promise<Page<RepositoryHit>> {
+    if (query === "" && isFiltering(filter)) return this.filteredList(patterns, cursor, limit, filter);
+    const found = await new SearchRecords(this.db.nearby).search(query, patterns, decodeCursor(cursor), limit + 1, filter);
     const items = found.slice(0, limit);
     const last = items.at(-1);
     return {
       items: items.map(({ rank, ...record }) => ({ ...record, match: query === "" ? null : MATCHES[rank]! })),
       next: found.length > limit && last ? encodeCursor({ key: last.rank, name: last.name }) : null,
     };
+  }
+
+  /** A filtered listing without a query: a bounded scan of names per page, going on after the last one it read. */
+  private async filteredList(patterns: string[] | null, cursor: string | undefined, limit: number, filter: TagFilter): Promise<Page<RepositoryHit>> {
+    const { records, scannedTo } = await new SearchRecords(this.db.nearby).listFiltered(patterns, decodeCursor(cursor)?.name ?? "", limit + 1, filter);
+    const items = records.slice(0, limit);
+    const last = items.at(-1);
+    const next = records.length > limit && last ? last.name : scannedTo;
+    return { items: items.map(({ rank: _rank, ...record }) => ({ ...record, match: null })), next: next === null ? null : encodeCursor({ key: 0, name: next }) };
   }
 
   async repository(name: string): Promise<RepositoryHit | null> {

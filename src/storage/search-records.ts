@@ -39,24 +39,34 @@ export interface TagRecord {
 export type TagOrder = "pushed" | "pulled";
 
 /**
- * Tags kept by their manifest's stored signature verdict (verified or not) and findings' summary (a critical finding
- * or not): checked on those tables' primary keys for each tag the walk reads.
+ * Tags (or repositories, by their latest tag) kept by their manifest's stored signature verdict (verified or not) and
+ * findings' summary (a critical finding or not): checked on those tables' primary keys for each row the walk reads.
  */
 export interface TagFilter {
   signed?: boolean;
   critical?: boolean;
 }
 
-const SIGNED = "EXISTS (SELECT 1 FROM signature_verdicts v WHERE v.repository = t.repository AND v.digest = t.digest AND v.status = 'verified')";
-const CRITICAL = "EXISTS (SELECT 1 FROM vulnerability_summaries z WHERE z.repository = t.repository AND z.digest = t.digest AND z.critical > 0)";
+const signedOn = (row: string) =>
+  `EXISTS (SELECT 1 FROM signature_verdicts v WHERE v.repository = ${row}.repository AND v.digest = ${row}.digest AND v.status = 'verified')`;
+const criticalOn = (row: string) =>
+  `EXISTS (SELECT 1 FROM vulnerability_summaries z WHERE z.repository = ${row}.repository AND z.digest = ${row}.digest AND z.critical > 0)`;
 
-/** The filter's SQL condition on the tag `t`: fixed text, chosen by the filter's values. */
-function tagCondition(filter: TagFilter): string {
+/**
+ * The filter's SQL condition on `row` (a tag `t`, or a repository's search row `s`, whose digest is its latest tag's
+ * and null when it has none: neither signed nor critical): fixed text, chosen by the filter's values.
+ */
+function tagCondition(filter: TagFilter, row: "t" | "s" = "t"): string {
   const parts = ["1"];
-  if (filter.signed !== undefined) parts.push(filter.signed ? SIGNED : `NOT ${SIGNED}`);
-  if (filter.critical !== undefined) parts.push(filter.critical ? CRITICAL : `NOT ${CRITICAL}`);
+  if (filter.signed !== undefined) parts.push(filter.signed ? signedOn(row) : `NOT ${signedOn(row)}`);
+  if (filter.critical !== undefined) parts.push(filter.critical ? criticalOn(row) : `NOT ${criticalOn(row)}`);
   return parts.join(" AND ");
 }
+
+export const isFiltering = (filter: TagFilter) => filter.signed !== undefined || filter.critical !== undefined;
+
+/** Repositories a filtered listing reads at most per page (it may come back short, with where to go on). */
+export const FILTERED_SCAN = 1000;
 
 export interface ManifestSummary {
   digest: string;
@@ -211,7 +221,7 @@ export class SearchRecords {
    * (rank and name of the last one shown); with patterns (GLOB, `*` only), only those matching one of them. A query
    * reads the repositories it may match (found in search_terms), a listing the page (a seek per pattern).
    */
-  async search(query: string, patterns: string[] | null, after: After | null, limit: number): Promise<RepositoryRecord[]> {
+  async search(query: string, patterns: string[] | null, after: After | null, limit: number, filter: TagFilter = {}): Promise<RepositoryRecord[]> {
     if (query === "") return this.list(patterns, after?.name ?? "", limit);
     const { results } = await this.db
       .prepare(
@@ -219,7 +229,7 @@ export class SearchRecords {
            SELECT * FROM (
              SELECT r.name, ${RANK} AS rank, s.description, s.tag, s.digest, s.pushed_at
              FROM (${CANDIDATES}) r LEFT JOIN repository_search s ON s.repository = r.name
-             WHERE ?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(?2) p WHERE r.name GLOB p.value))
+             WHERE (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(?2) p WHERE r.name GLOB p.value)) AND ${tagCondition(filter, "s")})
            WHERE rank IS NOT NULL AND (rank > ?3 OR (rank = ?3 AND name > ?4))
            ORDER BY rank, name LIMIT ?5) f
          ORDER BY f.rank, f.name`,
@@ -242,6 +252,25 @@ export class SearchRecords {
       .bind(JSON.stringify(names))
       .all<RepositoryRow>();
     return results.map(toRepository);
+  }
+
+  /**
+   * Repositories by name after `after` whose latest tag passes the filter, at most `limit`: of the next FILTERED_SCAN
+   * names (with patterns, those matching one), so a sparse filter reads a bounded page, and `scannedTo` is the last
+   * name read when more may follow it.
+   */
+  async listFiltered(patterns: string[] | null, after: string, limit: number, filter: TagFilter): Promise<{ records: RepositoryRecord[]; scannedTo: string | null }> {
+    const names =
+      patterns === null
+        ? (await this.db.prepare("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2").bind(after, FILTERED_SCAN).all<{ name: string }>()).results.map((row) => row.name)
+        : await repositoriesMatching(this.db, patterns, after, FILTERED_SCAN);
+    const scannedTo = names.length === FILTERED_SCAN ? names.at(-1)! : null;
+    if (names.length === 0) return { records: [], scannedTo };
+    const { results } = await this.db
+      .prepare(`SELECT ${LISTED} WHERE r.name IN (SELECT value FROM json_each(?1)) AND ${tagCondition(filter, "s")} ORDER BY r.name LIMIT ?2`)
+      .bind(JSON.stringify(names), limit)
+      .all<RepositoryRow>();
+    return { records: results.map(toRepository), scannedTo };
   }
 
   async repository(name: string): Promise<RepositoryRecord | null> {

@@ -434,3 +434,37 @@ describe("the tag API's filters", () => {
     expect(body.errors[0]).toMatchObject({ code: "REQUEST_INVALID", message: "signed must be true or false" });
   });
 });
+
+describe("search's filters", () => {
+  const found = async (query: string) => {
+    const response = await call(`/api/search?${query}`, { auth: basic(reader.token), env: policyEnv });
+    expect(response.status, await response.clone().text()).toBe(200);
+    return ((await response.json()) as { repositories: { name: string }[] }).repositories.map((repository) => repository.name);
+  };
+
+  it("finds repositories by their latest tag's verdict and findings, with a query and without", async () => {
+    const signed = await image("policies/find/signed", "v1");
+    await sign("policies/find/signed", signed);
+    const critical = await image("policies/find/critical", "v1");
+    await findings("policies/find/critical", critical.digest, ["critical"]);
+    await image("policies/find/plain", "v1");
+    // The tag API checks the signature under this Worker's trust, and stores the verdict search reads.
+    expect((await call("/api/repositories/policies/find/signed/tags", { auth: basic(reader.token), env: policyEnv })).status).toBe(200);
+    expect(await found("q=policies/find&signed=true")).toEqual(["policies/find/signed"]);
+    expect(await found("q=policies/find&signed=false")).toEqual(["policies/find/critical", "policies/find/plain"]);
+    expect(await found("q=policies/find&critical=true")).toEqual(["policies/find/critical"]);
+    expect(await found("q=policies/find&critical=false&signed=false")).toEqual(["policies/find/plain"]);
+    const listed = await found("signed=true&n=100");
+    expect(listed).toContain("policies/find/signed");
+    expect(listed).not.toContain("policies/find/plain");
+    expect(listed).not.toContain("policies/find/critical");
+    expect(await found("critical=true&n=100")).toContain("policies/find/critical");
+  });
+
+  it("pages a filtered listing with the filter kept", async () => {
+    const response = await call("/api/search?signed=false&n=1", { auth: basic(reader.token), env: policyEnv });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { repositories: unknown[] }).repositories).toHaveLength(1);
+    expect(response.headers.get("Link")).toMatch(/signed=false.*cursor=|cursor=.*signed=false/);
+  });
+});
