@@ -241,3 +241,31 @@ describe("the audit log is the admin's only", () => {
     expect(row?.actor).toBe(everything.id);
   });
 });
+
+describe("bad audit queries", () => {
+  it("are a 400 with the OCI error JSON from the API and a 400 page from the UI, never a 500", async () => {
+    const queries = ["limit=0", "limit=abc", "limit=99999999999", "since=2026-13-01", "since=2026-02-30T25:00", "cursor=x", "cursor=1.2.3", "action=nope", "until=99999999999999999", "since=2026-05-01T12:00:00.1234Z", `repository=${"a".repeat(300)}`, `actor=${"a".repeat(301)}`, "since=%00", "since=2026-05-01T12:00+99:99"];
+    const login = await call("/login", { method: "POST", headers: { Origin: ORIGIN }, body: new URLSearchParams({ token: ADMIN, next: "/" }) });
+    const cookie = login.headers.get("Set-Cookie")!.split(";")[0]!;
+    for (const query of queries) {
+      const response = await call(`/admin/audit?${query}`, { auth: bearer(ADMIN) });
+      expect(response.status, query).toBe(400);
+      const body = (await response.json()) as { errors: { code: string }[] };
+      expect(["REQUEST_INVALID", "PAGINATION_NUMBER_INVALID"], query).toContain(body.errors[0]!.code);
+      expect((await call(`/audit?${query}`, { headers: { Cookie: cookie } })).status, query).toBe(400);
+    }
+  });
+});
+
+describe("sessions and bearer tokens are not each other", () => {
+  it("the admin's web UI session is no bearer token, and a bearer token is no session", async () => {
+    const login = await call("/login", { method: "POST", headers: { Origin: ORIGIN }, body: new URLSearchParams({ token: ADMIN, next: "/" }) });
+    const session = login.headers.get("Set-Cookie")!.split(";")[0]!.split("=")[1]!;
+    await expectError(await call("/v2/review/x/tags/list", { auth: bearer(session) }), 401, "UNAUTHORIZED");
+    await expectError(await call("/admin/audit", { auth: bearer(session) }), 401, "UNAUTHORIZED");
+    const granted = await call(`/token?service=${SERVICE}&scope=repository:review/x:pull`, { auth: basic(ADMIN) });
+    const { token } = (await granted.json()) as { token: string };
+    expect(claimsOf(token).actor).toBe("admin");
+    expect((await call("/audit", { headers: { Cookie: `registry_session=${token}` } })).status).toBe(404);
+  });
+});
