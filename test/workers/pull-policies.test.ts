@@ -14,6 +14,7 @@ import { ADMIN, basic, call, createToken, tokenEnv } from "./token-auth";
 const COSIGN_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json";
 const SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
 const EMPTY = "application/vnd.oci.empty.v1+json";
+const TRIVY = "application/vnd.aquasec.trivy.report+json";
 const ACCEPT = { Accept: [OCI_MANIFEST, OCI_INDEX].join(", ") };
 
 const POLICIES = [
@@ -86,6 +87,32 @@ async function findings(repository: string, digest: string, severities: Severity
     ...severities.map((severity, index) => finding(severity, index, false)),
     ...suppressed.map((severity, index) => finding(severity, 100 + index, true)),
   ]);
+}
+
+/** A Trivy JSON report of `subject` attached as `oras attach --artifact-type` does (what the registry reads itself). */
+async function attachTrivy(repository: string, subject: { mediaType: string; digest: string; size: number }, vulnerabilities: [id: string, severity: string][]) {
+  const report = JSON.stringify({
+    SchemaVersion: 2,
+    ArtifactName: `registry.test/${repository}`,
+    ArtifactType: "container_image",
+    Results: [
+      {
+        Target: "app (alpine 3.19.1)",
+        Class: "os-pkgs",
+        Type: "alpine",
+        Vulnerabilities: vulnerabilities.map(([VulnerabilityID, Severity]) => ({ VulnerabilityID, PkgName: "openssl", InstalledVersion: "3.1.4-r0", FixedVersion: "", Severity })),
+      },
+    ],
+  });
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    artifactType: TRIVY,
+    config: { mediaType: EMPTY, digest: await pushBlob(repository, "{}"), size: 2 },
+    layers: [{ mediaType: TRIVY, digest: await pushBlob(repository, report), size: new TextEncoder().encode(report).byteLength }],
+    subject,
+  };
+  return pushManifest(repository, await sha256(JSON.stringify(manifest)), manifest);
 }
 
 async function refusal(response: Response) {
@@ -202,6 +229,15 @@ describe("maxSeverity", () => {
     for (const tag of ["below", "suppressed", "unscanned"]) expect((await pull(repository, tag)).status, tag).toBe(200);
   });
 
+  it("refuses once an attached Trivy report has a critical finding, read by the registry itself", async () => {
+    const repository = "policies/vulns/reported";
+    const subject = await image(repository, "v1");
+    expect((await pull(repository, "v1")).status).toBe(200);
+    await attachTrivy(repository, subject, [["CVE-2024-1000", "CRITICAL"], ["CVE-2024-1001", "MEDIUM"]]);
+    expect((await refusal(await pull(repository, "v1"))).message).toBe('policy "no-critical": 1 critical finding');
+    expect((await refusal(await pull(repository, subject.digest))).message).toBe('policy "no-critical": 1 critical finding');
+  });
+
   it("counts every severity at the maximum or worse", async () => {
     const repository = "policies/high/app";
     const { digest } = await image(repository, "v1");
@@ -219,6 +255,14 @@ describe("requireScan", () => {
     const { digest } = await image(repository, "v1");
     expect((await refusal(await pull(repository, digest))).message).toBe('policy "scanned": never scanned');
     await findings(repository, digest, ["critical"]);
+    expect((await pull(repository, "v1")).status).toBe(200);
+  });
+
+  it("serves an image once a clean Trivy report is attached", async () => {
+    const repository = "policies/scanned/reported";
+    const subject = await image(repository, "v1");
+    await refusal(await pull(repository, "v1"));
+    await attachTrivy(repository, subject, []);
     expect((await pull(repository, "v1")).status).toBe(200);
   });
 
