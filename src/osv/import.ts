@@ -132,6 +132,8 @@ export async function importZip(db: Database, body: ReadableStream<Uint8Array>, 
   const ready: { entry: string; index: number; bytes: Uint8Array[] | null; reason?: string }[] = [];
   let index = 0;
   let stopAt: number | null = null;
+  // Entries before this one are done with (imported, refused or passed over): where a stop on the clock resumes.
+  let finished = 0;
   const unzip = new Unzip((file: UnzipFile) => {
     const entry = index++;
     const wanted = entry >= skip && stopAt === null && file.name.endsWith(".json");
@@ -142,17 +144,20 @@ export async function importZip(db: Database, body: ReadableStream<Uint8Array>, 
       if (over) return;
       if (error) {
         over = true;
+        finished = entry + 1;
         if (wanted) ready.push({ entry: file.name, index: entry, bytes: null, reason: `not inflatable: ${error.message}` });
         return;
       }
       size += data.byteLength;
       if (size > MAX_ENTRY_BYTES) {
         over = true;
+        finished = entry + 1;
         file.terminate();
         if (wanted) ready.push({ entry: file.name, index: entry, bytes: null, reason: `inflates to more than ${MAX_ENTRY_BYTES} bytes` });
         return;
       }
       if (wanted) chunks.push(data);
+      if (final) finished = entry + 1;
       if (final && wanted) ready.push({ entry: file.name, index: entry, bytes: chunks });
     };
     // Every entry is started, even a skipped one: the reader would otherwise keep its bytes.
@@ -178,6 +183,8 @@ export async function importZip(db: Database, body: ReadableStream<Uint8Array>, 
             writer.reject({ entry: item.entry, id: null, reason: item.reason! });
           } else await writer.add(parseJson(item.bytes), item.entry);
         }
+        // Entries passed over (before `skip`, not records) take time too: the clock stops them as well.
+        if (stopAt === null && Date.now() >= limits.deadline) stopAt = Math.max(finished, skip);
         if (stopAt !== null) break;
       }
       if (stopAt !== null) break;

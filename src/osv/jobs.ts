@@ -69,7 +69,8 @@ async function refreshFeed(db: Database, feed: OsvFeed, budget: number, deadline
   // A pass in progress goes on; a finished one starts again only when the export changed.
   const headers: Record<string, string> = state.cursor === 0 && state.etag ? { "If-None-Match": state.etag } : {};
   try {
-    const response = await fetch(feed.url, { headers, signal: AbortSignal.timeout(FEED_SECONDS_PER_RUN * 1000) });
+    // Longer than the import's own clock, which stops it between entries (and saves where) before this cuts it off.
+    const response = await fetch(feed.url, { headers, signal: AbortSignal.timeout(3 * FEED_SECONDS_PER_RUN * 1000) });
     if (response.status === 304) {
       await response.body?.cancel();
       await records.saveFeed(feed.ecosystem, { ...state, lastError: null, checkedAt: now });

@@ -3,6 +3,7 @@ import { zipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfigError, parseConfig, type Env } from "../../src/config";
 import worker from "../../src/index";
+import { importZip as importOsvZip } from "../../src/osv/import";
 import { findingsOf, scanOf, type StoredFinding } from "../../src/vulnerabilities/store";
 import { OCI_INDEX, OCI_MANIFEST, ORIGIN, randomBytes, sha256 } from "./helpers";
 
@@ -315,6 +316,18 @@ describe("importing OSV exports", () => {
     expect(await skipped.json()).toMatchObject({ received: 2, imported: 1, rejected: 1, entries: 4, next: null, problems: [{ id: "OSV-ZIP-PYPI", reason: "affects no npm package" }] });
     const whole = await importZip(files, "?ecosystem=npm");
     expect(await whole.json()).toMatchObject({ received: 3, imported: 1, unchanged: 1, rejected: 1 });
+  });
+
+  it("stops at the record bound or the clock and says which entry to resume from", async () => {
+    const records = ["A", "B", "C"].map((letter) => record(`OSV-RESUME-${letter}`, "npm", `resume-${letter}`, [range("SEMVER", { introduced: "0" })]));
+    const zip = zipSync(Object.fromEntries(records.map((item) => [`${item.id}.json`, new TextEncoder().encode(JSON.stringify(item))])));
+    const stream = () => new Blob([zip]).stream();
+    const first = await importOsvZip(env.DB, stream(), "npm", 0, { maxRecords: 2, deadline: Date.now() + 60_000 });
+    expect(first).toMatchObject({ received: 2, imported: 2, next: 2 });
+    const rest = await importOsvZip(env.DB, stream(), "npm", first.next!, { maxRecords: 2, deadline: Date.now() + 60_000 });
+    expect(rest).toMatchObject({ received: 1, imported: 1, next: null });
+    const late = await importOsvZip(env.DB, stream(), "npm", 1, { maxRecords: 100, deadline: 0 });
+    expect(late).toMatchObject({ received: 0, imported: 0, next: 1 });
   });
 
   it("keeps OSV_FEEDS current from the cron: imports the export, then asks with its ETag", async () => {
