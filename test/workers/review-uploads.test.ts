@@ -1,7 +1,8 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { GarbageCollector } from "../../src/gc/collector";
 import { seams } from "../../src/uploads/seams";
+import type { Env } from "../../src/config";
 import { call, expectError, MiB, randomBytes, sha256, startUpload } from "./helpers";
 
 // Review of the native hashing of streamed bodies (bytes "no hash covers" after a second body) and of the final PUT:
@@ -220,6 +221,43 @@ describe("a multipart object of bytes no hash covers (read back)", () => {
     const location = await twoStreams(repository, wrong, 3000, 6000);
     await expectError(await call(`${location}?digest=${digest}`, { method: "PUT" }), 400, "DIGEST_INVALID");
     await expectError(await call(`/v2/${repository}/blobs/${digest}`), 404, "BLOB_UNKNOWN");
+  });
+});
+
+describe("a read back that fails", () => {
+  it("answers 5xx and keeps the upload; the retried PUT reads the completed object back and completes", async () => {
+    const repository = "review/read-back-fails";
+    const bytes = randomBytes(7 * MiB + 11);
+    const digest = await sha256(bytes);
+    const location = await twoStreams(repository, bytes, 3 * MiB, bytes.byteLength);
+    const stub = env.UPLOADS.get(env.UPLOADS.idFromName(location.split("/").at(-1)!));
+    // The session's R2 binding fails its next get (the read back) once.
+    await runInDurableObject(stub, (instance) => {
+      const bindings = (instance as unknown as { env: Env }).env;
+      const bucket = bindings.BLOBS;
+      let failures = 1;
+      const failing = new Proxy(bucket, {
+        get(target, property) {
+          if (property === "get" && failures > 0) {
+            failures -= 1;
+            return async () => {
+              throw new Error("injected: R2 get fails");
+            };
+          }
+          const value = Reflect.get(target, property);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      Object.defineProperty(bindings, "BLOBS", { value: failing, configurable: true, writable: true });
+    });
+    const first = await call(`${location}?digest=${digest}`, { method: "PUT" });
+    expect(first.status, await first.text()).toBeGreaterThanOrEqual(500);
+    const status = await call(location);
+    expect(status.status).toBe(204);
+    expect(offsetOf(status)).toBe(bytes.byteLength);
+    const retried = await call(`${location}?digest=${digest}`, { method: "PUT" });
+    expect(retried.status, await retried.clone().text()).toBe(201);
+    expect(await sha256(await pulled(repository, digest))).toBe(digest);
   });
 });
 
