@@ -296,6 +296,38 @@ describe("rescans when the database changes", () => {
     expect(await findings("osv/rescan", subject.digest)).toEqual([]);
   });
 
+  it("finds SBOMs pushed before scanning existed, with a walk over the manifests the cron takes a step of per run", async () => {
+    const subject = await image("osv/before", "v1");
+    await attach("osv/before", subject, "application/spdx+json", spdx([{ purl: "pkg:npm/lodash@4.17.0" }]));
+    // As a registry that had the SBOM before this feature: no scan, no findings, the walk not yet run.
+    await env.DB.batch([
+      env.DB.prepare("DELETE FROM osv_scans WHERE repository = 'osv/before'"),
+      env.DB.prepare("DELETE FROM vulnerability_findings WHERE repository = 'osv/before'"),
+      env.DB.prepare("UPDATE osv_database SET discovery_done = 0, discovery_repository = NULL, discovery_digest = NULL"),
+    ]);
+    expect(await findings("osv/before", subject.digest)).toEqual([]);
+    const run = (await refresh()) as { discovered?: number };
+    expect(run.discovered).toBeGreaterThanOrEqual(1);
+    for (let pass = 0; pass < 20 && (await findings("osv/before", subject.digest)).length === 0; pass++) await refresh();
+    expect(ids(await findings("osv/before", subject.digest))).toEqual(["OSV-NPM-LODASH lodash@4.17.0"]);
+    const state = await env.DB.prepare("SELECT discovery_done FROM osv_database").first<number>("discovery_done");
+    expect(state).toBe(1);
+  });
+
+  it("looks packages up, and takes stale scans, with index seeks", async () => {
+    const plan = async (sql: string, ...values: unknown[]) =>
+      (await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...values).all<{ detail: string }>()).results.map((row) => row.detail).join("; ");
+    expect(
+      await plan(
+        "SELECT f.advisory, f.ranges, f.versions FROM json_each(?1) p JOIN osv_affected f ON f.ecosystem = p.value->>0 AND f.name = p.value->>1 JOIN osv_advisories a ON a.id = f.advisory WHERE a.withdrawn IS NULL",
+        JSON.stringify([["npm", "lodash"]]),
+      ),
+    ).toMatch(/SEARCH f USING (COVERING )?INDEX osv_affected_package \(ecosystem=\? AND name=\?\)/);
+    expect(await plan("SELECT repository, digest FROM osv_scans WHERE generation < ?1 ORDER BY generation, repository, digest LIMIT 10", 5)).toMatch(
+      /SEARCH osv_scans USING (COVERING )?INDEX osv_scans_generation \(generation<\?\)/,
+    );
+  });
+
   it("writes nothing and bumps no generation when the same records are imported again", async () => {
     const before = (await (await send("/admin/osv", { headers: ADMIN })).json()) as { database: { generation: number } };
     const report = await importRecords(FIXTURE);
