@@ -57,15 +57,20 @@ export async function enforcePullPolicies(c: Context<AppEnv>, repository: string
     recordPullDecision(c, event("policy.refuse", enforced, "denied"));
     throw new RegistryError("DENIED", { repository, digest: pulled.digest, policies: enforced.map(({ policy, reason }) => ({ name: policy.name, reason })) }, {
       message,
-      headers: { [POLICY_REFUSAL_HEADER]: message },
+      headers: { [POLICY_REFUSAL_HEADER]: headerValue(message) },
     });
   }
   if (enforced.length > 0) recordPullDecision(c, event("policy.bypass", enforced, "ok"));
   if (audited.length > 0 && firstWarning(c.var.access?.actor ?? ANONYMOUS_ACTOR, repository, pulled.digest)) recordPullDecision(c, event("policy.warn", audited, "ok"));
   const warnings = [...enforced.map((failure) => `${describe(failure)} (bypassed: admin)`), ...audited.map((failure) => `${describe(failure)} (audit mode)`)];
-  c.header(POLICY_WARNING_HEADER, warnings.join("; "));
+  c.header(POLICY_WARNING_HEADER, headerValue(warnings.join("; ")));
   return true;
 }
+
+// A reason may quote what a signature says (a certificate's subject, a payload's digest): a header gets printable
+// ASCII only, and not too much of it.
+const MAX_HEADER_CHARS = 1024;
+const headerValue = (text: string) => text.replace(/[^\x20-\x7e]/g, "?").slice(0, MAX_HEADER_CHARS);
 
 /** Reads what the policies ask about the manifest: its verdict and its findings' summary, one indexed read each. */
 async function factsOf(registry: Registry, repository: string, digest: string, kind: ManifestKind, policies: PullPolicy[]): Promise<PullFacts> {

@@ -56,10 +56,14 @@ async function image(repository: string, tag: string) {
 }
 
 /** A cosign signature of `subject` by `key`, pushed as an OCI 1.1 referrer (cosign --registry-referrers-mode=oci-1-1). */
-async function sign(repository: string, subject: { mediaType: string; digest: string; size: number }, key: KeyPair = release) {
-  const payload = simpleSigningPayload(subject.digest, `registry.test/${repository}`);
+async function sign(
+  repository: string,
+  subject: { mediaType: string; digest: string; size: number },
+  key: KeyPair = release,
+  payload = simpleSigningPayload(subject.digest, `registry.test/${repository}`),
+) {
   const signature = await cosignSign(key, new TextEncoder().encode(payload));
-  const layer = { mediaType: SIMPLE_SIGNING, digest: await pushBlob(repository, payload), size: payload.length, annotations: { "dev.cosignproject.cosign/signature": signature } };
+  const layer = { mediaType: SIMPLE_SIGNING, digest: await pushBlob(repository, payload), size: new TextEncoder().encode(payload).byteLength, annotations: { "dev.cosignproject.cosign/signature": signature } };
   const manifest = {
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
@@ -174,6 +178,17 @@ describe("requireSignature", () => {
     await sign(repository, subject, await ecKey());
     const error = await refusal(await pull(repository, "v1"));
     expect(error.message).toMatch(/^policy "signed-prod": no verified signature \(invalid: .+\)$/);
+  });
+
+  it("names why a trusted key's signature of another digest is invalid, in a header only printable ASCII", async () => {
+    const repository = "policies/signed/elsewhere";
+    const subject = await image(repository, "v1");
+    await sign(repository, subject, release, simpleSigningPayload("sha256:0\r\nX-Injected: yes\u00e9"));
+    const head = await pull(repository, "v1", { method: "HEAD" });
+    expect(head.status).toBe(403);
+    expect(head.headers.get("X-Injected")).toBeNull();
+    expect(head.headers.get("X-Registry-Policy-Refusal")).toBe('policy "signed-prod": no verified signature (invalid: the signed payload names sha256:0??X-Injected: yes?, not this manifest (' + subject.digest + "))");
+    expect((await refusal(await pull(repository, "v1"))).message).toBe(`policy "signed-prod": no verified signature (invalid: the signed payload names sha256:0\r\nX-Injected: yes\u00e9, not this manifest (${subject.digest}))`);
   });
 
   it("serves signature manifests themselves (artifacts are what the checks read), unsigned as they are", async () => {
