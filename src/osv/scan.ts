@@ -1,8 +1,9 @@
 // Scanning a manifest's SBOMs against the OSV database: its SBOM referrers (SPDX, CycloneDX, in-toto statements of
-// either) and, for an image index, the SBOM attestations docker buildx lists in it (attestation manifests whose layers
-// are in-toto statements with an SPDX predicate, `vnd.docker.reference.type: attestation-manifest`) are read within bounds, their packages looked up by (ecosystem, name) in chunks and matched with each
-// ecosystem's version rules, and the findings written to the findings store as source "osv-scan". The scan records
-// the database generation it used, so that an import that changes the database makes it stale (src/osv/jobs.ts).
+// either) and, for an image index, the SBOM attestations docker buildx lists in it (attestation manifests, annotated
+// `vnd.docker.reference.type: attestation-manifest`, whose layers are in-toto statements with an SPDX predicate) are
+// read within bounds, their packages looked up by (ecosystem, name) in chunks and matched with each ecosystem's
+// version rules, and the findings written to the findings store as source "osv-scan". The scan records the database
+// generation it used, so that an import that changes the database makes it stale (src/osv/jobs.ts).
 import type { Env } from "../config";
 import { ImageIndex, ImageManifest, MediaTypes } from "../manifests/schema";
 import type { Database } from "../storage/database";
