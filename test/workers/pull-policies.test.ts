@@ -4,7 +4,7 @@ import { ConfigError, parseConfig, type Env } from "../../src/config";
 import { replaceFindings, type Finding, type Severity } from "../../src/vulnerabilities/store";
 import { OCI_INDEX, OCI_MANIFEST, pushBlob, pushImage, pushManifest, sha256 } from "./helpers";
 import { cosignSign, ecKey, pem, simpleSigningPayload, spkiOf, type KeyPair } from "./signature-fixtures";
-import { ADMIN, basic, call, createToken, tokenEnv } from "./token-auth";
+import { ADMIN, basic, call, createToken, SERVICE, tokenEnv } from "./token-auth";
 
 // Pull policies (README: "Pull policies"): a manifest GET or HEAD, by tag or by digest, is refused (DENIED) when the
 // manifest fails an enforced policy of its repository, unless the admin asks (the bypass is recorded); audit-mode
@@ -339,6 +339,24 @@ describe("the audit log and the admin", () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ actor: "admin", target: digest, result: "ok", detail: { tag: "v1", policies: [{ name: "signed-prod", reason: "no verified signature (unsigned)" }] } });
     expect(await auditOf(repository, "policy.refuse")).toEqual([]);
+  });
+});
+
+describe("the admin's bearer tokens", () => {
+  it("bypass as the admin token does, and are recorded as the admin; a reader's bearer token does not", async () => {
+    const repository = "policies/signed/bearer";
+    const { digest } = await image(repository, "v1");
+    const bearerFor = async (auth: string) => {
+      const response = await call(`/token?service=${SERVICE}&scope=repository:${repository}:pull`, { auth, env: policyEnv });
+      expect(response.status).toBe(200);
+      return `Bearer ${((await response.json()) as { token: string }).token}`;
+    };
+    const admin = await pull(repository, "v1", { auth: await bearerFor(basic(ADMIN, "admin")) });
+    expect(admin.status).toBe(200);
+    expect(admin.headers.get("X-Registry-Policy-Warning")).toMatch(/\(bypassed: admin\)$/);
+    await refusal(await pull(repository, digest, { auth: await bearerFor(basic(reader.token)) }));
+    expect((await auditOf(repository, "policy.bypass")).map((row) => row.actor)).toEqual(["admin"]);
+    expect((await auditOf(repository, "policy.refuse")).map((row) => row.actor)).toEqual([reader.id]);
   });
 });
 
