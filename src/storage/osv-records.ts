@@ -3,9 +3,9 @@
 // is a handful of statements, not one per row.
 import type { Advisory } from "../osv/record";
 import { readAtMost } from "../streams";
-import { BlobRecords } from "./blob-records";
 import type { Database } from "./database";
 import { ManifestRecords } from "./manifest-records";
+import { linkedBlobBytes } from "./referrer-bytes";
 
 /** The JSON a single statement binds stays under this (D1 takes strings up to 2 MB). */
 const MAX_PARAMETER_BYTES = 900_000;
@@ -170,14 +170,9 @@ export class OsvRecords {
     return bytes ? { mediaType: record.mediaType, bytes } : null;
   }
 
-  /** A blob of the repository, whole: "missing" when it is not linked there, "too large" past `limit` (never read past it). */
+  /** A blob linked in the repository, whole, within `limit` bytes (see linkedBlobBytes). */
   async blobBytes(bucket: R2Bucket, repository: string, digest: string, limit: number): Promise<Uint8Array | "missing" | "too large"> {
-    const record = await new BlobRecords(this.db).find(repository, digest);
-    if (!record) return "missing";
-    if (record.size > limit) return "too large";
-    const object = await bucket.get(record.objectKey);
-    if (!object) return "missing";
-    return (await readAtMost(object.body, limit)) ?? "too large";
+    return linkedBlobBytes(this.db, bucket, repository, digest, limit);
   }
 
   /** Marks a manifest to be scanned (generation -1) unless a scan of it is recorded. */

@@ -1,9 +1,7 @@
 // SQL for signature verdicts (migrations/0013_signature_verdicts.sql), and the bounded reads of signature manifests
 // and blobs that computing one takes.
-import { readAtMost } from "../streams";
-import { BlobRecords } from "./blob-records";
 import type { Database } from "./database";
-import { ManifestRecords } from "./manifest-records";
+import { linkedBlobBytes, storedManifestText } from "./referrer-bytes";
 
 export interface StoredVerdict {
   status: "verified" | "invalid";
@@ -98,22 +96,13 @@ export class SignatureRecords {
       .run();
   }
 
-  /** A signature manifest's text, when it is stored in D1 (signature manifests are small; larger ones are not read). */
-  async manifestText(repository: string, digest: string): Promise<string | null> {
-    return (await new ManifestRecords(this.db).find(repository, digest))?.body ?? null;
+  /** A manifest's text, when D1 holds it (see storedManifestText). */
+  manifestText(repository: string, digest: string): Promise<string | null> {
+    return storedManifestText(this.db, repository, digest);
   }
 
-  /**
-   * A blob of the repository, whole, when it is at most `limit` bytes: "missing" when it is not linked there (or its
-   * bytes are gone), "too large" past the limit; never more than `limit` bytes are read.
-   */
+  /** A blob linked in the repository, whole, within `limit` bytes (see linkedBlobBytes). */
   async blobBytes(bucket: R2Bucket, repository: string, digest: string, limit: number): Promise<Uint8Array | "missing" | "too large"> {
-    const record = await new BlobRecords(this.db).find(repository, digest);
-    if (!record) return "missing";
-    if (record.size > limit) return "too large";
-    const object = await bucket.get(record.objectKey);
-    if (!object) return "missing";
-    const bytes = await readAtMost(object.body, limit);
-    return bytes ?? "too large";
+    return linkedBlobBytes(this.db, bucket, repository, digest, limit);
   }
 }
