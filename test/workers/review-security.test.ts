@@ -1,6 +1,8 @@
 // A security review of the audit log, webhooks and signature verdicts: each test is an attack that must fail.
-import { env } from "cloudflare:test";
-import { beforeAll, describe, expect, it } from "vitest";
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import type { Env } from "../../src/config";
+import worker from "../../src/index";
 import type { WebhookMessage } from "../../src/webhooks/events";
 import { call as callOpen, expectError, OCI_MANIFEST, ORIGIN, pushBlob, pushImage, pushManifest } from "./helpers";
 import { cosignSign, ecKey, pem, simpleSigningPayload, spkiOf } from "./signature-fixtures";
@@ -267,5 +269,39 @@ describe("sessions and bearer tokens are not each other", () => {
     const { token } = (await granted.json()) as { token: string };
     expect(claimsOf(token).actor).toBe("admin");
     expect((await call("/audit", { headers: { Cookie: `registry_session=${token}` } })).status).toBe(404);
+  });
+});
+
+describe("webhook delivery", () => {
+  it("a receiver's redirect is not followed: the signed event goes to the configured URL only, and the attempt failed", async () => {
+    const hooked = { ...env, WEBHOOKS: JSON.stringify([{ name: "moved", url: "https://moved.test/hook", repositories: ["*"], secretName: "WEBHOOK_CI_SECRET" }]) } as Env;
+    const seen: { url: string; redirect: string | undefined }[] = [];
+    const realFetch = globalThis.fetch;
+    const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      const request = new Request(input, init);
+      const host = new URL(request.url).host;
+      if (host !== "moved.test" && host !== "elsewhere.test") return realFetch(input, init);
+      seen.push({ url: request.url, redirect: init?.redirect });
+      return new Response(null, { status: 307, headers: { Location: "https://elsewhere.test/steal" } });
+    });
+    try {
+      const event = {
+        id: crypto.randomUUID(),
+        timestamp: new Date().toISOString(),
+        action: "push" as const,
+        target: { repository: "review/moved", digest: "sha256:" + "0".repeat(64), tag: "v1" },
+        request: { id: "r", addr: "", host: "registry.test", method: "PUT", useragent: "test" },
+        actor: { name: "anonymous" },
+        source: { addr: "registry.test", instanceID: "i" },
+      };
+      const batch = createMessageBatch("registry-events", [{ id: "m1", timestamp: new Date(), attempts: 1, body: { endpoint: "moved", event } }]);
+      const ctx = createExecutionContext();
+      await worker.queue(batch as MessageBatch<WebhookMessage>, hooked);
+      const result = await getQueueResult(batch, ctx);
+      expect(seen).toEqual([{ url: "https://moved.test/hook", redirect: "manual" }]);
+      expect(result.retryMessages).toEqual([{ msgId: "m1" }]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
