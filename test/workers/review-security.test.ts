@@ -105,9 +105,11 @@ describe("webhooks", () => {
 
   it("a tag deleted in the web UI is a delete event, as one deleted through the API is", async () => {
     const repository = "webhooks/review-ui";
-    await pushManifest(repository, "v1", await pushImage(repository));
-    await pushManifest(repository, "v2", await pushImage(repository, [512]));
     const { sent, env: hooked } = capturing();
+    for (const [tag, image] of [["v1", await pushImage(repository)], ["v2", await pushImage(repository, [512])]] as const) {
+      const put = await call(`/v2/${repository}/manifests/${tag}`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: JSON.stringify(image), auth: basic(deleter.token), env: hooked });
+      expect(put.status).toBe(201);
+    }
     const login = await call("/login", { method: "POST", headers: { Origin: ORIGIN }, body: new URLSearchParams({ token: deleter.token, next: "/" }), env: hooked });
     expect(login.status).toBe(303);
     const cookie = login.headers.get("Set-Cookie")!.split(";")[0]!;
