@@ -143,6 +143,9 @@ function certificateProblem(chain: Certificate[]): string | null {
   const eku = leaf.extendedKeyUsage?.find((usage) => FORBIDDEN_EKUS.has(usage));
   if (eku) return `the signing certificate "${leaf.subjectText}" has extended key usage ${eku}, not for code signing`;
   for (const [index, certificate] of chain.entries()) {
+    // RFC 5280 4.2: a critical extension the verifier does not process (a constrained CA's nameConstraints) fails the chain.
+    const unhandled = certificate.unhandledCritical[0];
+    if (unhandled) return `certificate "${certificate.subjectText}" has a critical extension ${unhandled} that this registry does not check`;
     if (certificate.publicKey.kind === "rsa" && certificate.publicKey.bits < 2048) return `certificate "${certificate.subjectText}" has an RSA key under 2048 bits`;
     if (index === 0) continue;
     const constraints = certificate.basicConstraints;

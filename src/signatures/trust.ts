@@ -59,7 +59,7 @@ export interface RepositoryTrust {
 }
 
 // Bump when what verification accepts changes: every stored verdict is then recomputed.
-const VERIFIER_VERSION = "1";
+const VERIFIER_VERSION = "2";
 
 // Computed with WebCrypto when first asked (config.ts is also bundled for Node by check-config: no hashing library).
 const memo = new WeakMap<readonly TrustEntry[], Map<string, Promise<RepositoryTrust>>>();

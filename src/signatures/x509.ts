@@ -30,7 +30,13 @@ export interface Certificate {
   /** Bit n of the KeyUsage BIT STRING is `bits & (1 << n)` (0: digitalSignature, 5: keyCertSign). */
   keyUsage: { critical: boolean; bits: number } | null;
   extendedKeyUsage: string[] | null;
+  /** Critical extensions this reader does not process (nameConstraints, policy constraints, ...): their OIDs. */
+  unhandledCritical: string[];
 }
+
+// Extensions that are read (basicConstraints, keyUsage, extendedKeyUsage) or that constrain nothing a verdict relies
+// on (subjectAltName: names are shown, never matched; the key identifiers).
+const HANDLED_EXTENSIONS = new Set(["2.5.29.19", "2.5.29.15", "2.5.29.37", "2.5.29.17", "2.5.29.14", "2.5.29.35"]);
 
 export const KEY_USAGE = {
   digitalSignature: 0,
@@ -141,6 +147,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     basicConstraints: null,
     keyUsage: null,
     extendedKeyUsage: null,
+    unhandledCritical: [],
   };
   const extensions = fields.slice(at).find((node) => node.tag === 0xa3);
   if (extensions) readExtensions(certificate, children(expect(children(extensions)[0], TAG.sequence, "extensions")));
@@ -174,6 +181,7 @@ function readExtensions(certificate: Certificate, extensions: Node[]): void {
     const id = oidOf(parts[0]!);
     const critical = parts.length === 3 ? booleanOf(parts[1]!) : false;
     const value = parseDer(expect(parts.at(-1), TAG.octetString, "an extension value").contents);
+    if (critical && !HANDLED_EXTENSIONS.has(id)) certificate.unhandledCritical.push(id);
     if (id === "2.5.29.19") {
       const inner = children(expect(value, TAG.sequence, "basicConstraints"));
       const ca = inner[0]?.tag === TAG.boolean ? booleanOf(inner[0]) : false;

@@ -5,7 +5,7 @@ import type { Env } from "../../src/config";
 import worker from "../../src/index";
 import type { WebhookMessage } from "../../src/webhooks/events";
 import { call as callOpen, expectError, OCI_MANIFEST, ORIGIN, pushBlob, pushImage, pushManifest } from "./helpers";
-import { cosignSign, ecKey, pem, simpleSigningPayload, spkiOf } from "./signature-fixtures";
+import { certificate, cosignSign, ecKey, integer, notationEnvelope, oid, pem, rawToDer, seq, simpleSigningPayload, spkiOf, tlv, type Issued, type KeyPair } from "./signature-fixtures";
 import { ADMIN, basic, bearer, call, claimsOf, createToken, randomAddress, SERVICE, tokenEnv } from "./token-auth";
 
 interface Row {
@@ -305,5 +305,76 @@ describe("webhook delivery", () => {
     } finally {
       spy.mockRestore();
     }
+  });
+});
+
+describe("Notation chains", () => {
+  // DER pieces the fixtures keep to themselves.
+  const set = (...items: Uint8Array[]) => tlv(0x31, ...items);
+  const bool = (value: boolean) => tlv(0x01, new Uint8Array([value ? 0xff : 0]));
+  const octets = (bytes: Uint8Array) => tlv(0x04, bytes);
+  const bits = (bytes: Uint8Array) => tlv(0x03, new Uint8Array([0]), bytes);
+  const utf8 = (text: string) => tlv(0x0c, new TextEncoder().encode(text));
+  const generalized = (millis: number) => tlv(0x18, new TextEncoder().encode(new Date(millis).toISOString().slice(0, 19).replace(/[-:T]/g, "") + "Z"));
+  const name = (cn: string) => seq(set(seq(oid("2.5.4.10"), utf8("Signature Tests"))), set(seq(oid("2.5.4.3"), utf8(cn))));
+
+  /** A CA certificate issued by `issuer` with one more extension, critical: one this verifier does not process. */
+  async function constrainedIntermediate(subject: string, key: KeyPair, issuer: Issued): Promise<Issued> {
+    const algorithm = seq(oid("1.2.840.10045.4.3.2"));
+    const now = Date.now();
+    const tbs = seq(
+      tlv(0xa0, integer(2)),
+      integer(4242),
+      algorithm,
+      name(issuer.name),
+      seq(generalized(now - 86_400_000), generalized(now + 86_400_000 * 365)),
+      name(subject),
+      await spkiOf(key),
+      tlv(0xa3, seq(
+        seq(oid("2.5.29.19"), bool(true), octets(seq(bool(true), integer(0)))),
+        seq(oid("2.5.29.15"), bool(true), octets(bits(new Uint8Array([0x06])))),
+        // nameConstraints, critical: permitted only names under example.com (which nothing here checks).
+        seq(oid("2.5.29.30"), bool(true), octets(seq(tlv(0xa0, seq(tlv(0x82, new TextEncoder().encode("example.com"))))))),
+      )),
+    );
+    const signature = rawToDer(new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, issuer.key.privateKey, tbs)));
+    const der = seq(tbs, algorithm, bits(signature));
+    return { der, pem: pem("CERTIFICATE", der), name: subject, key };
+  }
+
+  it("a chain with a certificate whose critical extension the verifier does not process is invalid (RFC 5280 4.2)", async () => {
+    const root = await certificate({ subject: "Review Root", key: await ecKey(), ca: true });
+    const intermediate = await constrainedIntermediate("Review Constrained Intermediate", await ecKey(), root);
+    const leaf = await certificate({ subject: "Review Signer", key: await ecKey(), ca: false, codeSigning: true, issuer: intermediate });
+    const trust = [{ repositories: ["review/notation-*"], notationRoots: [{ name: "review-root", pem: root.pem }] }];
+    const signedEnv = { ...env, AUTH_MODE: "open", SIGNATURE_TRUST: JSON.stringify(trust) };
+    const send = (path: string, init: RequestInit = {}) => call(path, { ...init, env: signedEnv });
+    const repository = "review/notation-constrained";
+    const image = await pushImage(repository);
+    const text = JSON.stringify(image);
+    const digest = await pushManifest(repository, "v1", image);
+    const subject = { mediaType: OCI_MANIFEST, digest, size: new TextEncoder().encode(text).byteLength };
+    const envelope = await notationEnvelope({ chain: [leaf, intermediate, root], target: subject });
+    const envelopeDigest = await pushBlob(repository, envelope);
+    const empty = await pushBlob(repository, "{}");
+    const put = await send(`/v2/${repository}/manifests/notation-constrained`, {
+      method: "PUT",
+      headers: { "Content-Type": OCI_MANIFEST },
+      body: JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        artifactType: "application/vnd.cncf.notary.signature",
+        config: { mediaType: "application/vnd.oci.empty.v1+json", digest: empty, size: 2 },
+        layers: [{ mediaType: "application/jose+json", digest: envelopeDigest, size: new TextEncoder().encode(envelope).byteLength }],
+        subject,
+      }),
+    });
+    expect(put.status).toBe(201);
+    const response = await send(`/api/repositories/${repository}/tags`);
+    expect(response.status).toBe(200);
+    const { tags } = (await response.json()) as { tags: { name: string; signature: { status: string; problems?: { reason: string }[] } }[] };
+    const verdict = tags.find((tag) => tag.name === "v1")!.signature;
+    expect(verdict.status).toBe("invalid");
+    expect(verdict.problems?.[0]?.reason).toContain("2.5.29.30");
   });
 });
