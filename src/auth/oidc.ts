@@ -38,6 +38,18 @@ export async function oidcCredential(config: OidcSettings, token: string, keys =
   return "credential" in verdict ? verdict.credential : null;
 }
 
+const MAX_SUB_CHARS = 200;
+
+/**
+ * The token's subject as the audit log, bearer tokens and logs name it: whole up to MAX_SUB_CHARS, else cut short and
+ * ended by a hash of the whole, so that two subjects differing only past the cut are two actors, not one.
+ */
+async function boundedSub(sub: string): Promise<string> {
+  if (sub.length <= MAX_SUB_CHARS) return sub;
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(sub)));
+  return `${sub.slice(0, MAX_SUB_CHARS - 24)}~${[...hash.slice(0, 8)].map((byte) => byte.toString(16).padStart(2, "0")).join("")}`;
+}
+
 /** Verifies the token against its issuer's keys and the trust policies that name that issuer. */
 export async function verifyOidcToken(config: OidcSettings, token: string, keys = issuerKeys): Promise<OidcVerdict> {
   if (token.length > MAX_TOKEN_LENGTH) return { refused: `longer than ${MAX_TOKEN_LENGTH} characters` };
@@ -67,11 +79,12 @@ export async function verifyOidcToken(config: OidcSettings, token: string, keys 
     return { refused: (error as Error).message.slice(0, 200), issuer };
   }
   const { payload, protectedHeader } = verified;
-  const subject = `oidc:${new URL(issuer).host}:${String(payload.sub ?? "").slice(0, 200)}`;
+  const sub = await boundedSub(String(payload.sub ?? ""));
+  const subject = `oidc:${new URL(issuer).host}:${sub}`;
   const trusting = trustingPolicies(policies, protectedHeader.alg, payload);
   if (trusting.length === 0) return { refused: "no trust policy matches its claims", issuer, subject };
   return {
-    credential: { subject, actor: `oidc:${issuer}#${String(payload.sub ?? "").slice(0, 200)}`, scopes: trusting.flatMap((policy) => policy.scopes), admin: false, expiresAt: payload.exp! * 1000 },
+    credential: { subject, actor: `oidc:${issuer}#${sub}`, scopes: trusting.flatMap((policy) => policy.scopes), admin: false, expiresAt: payload.exp! * 1000 },
     policies: trusting.map((policy) => policy.name ?? `OIDC_TRUST_POLICIES.${config.OIDC_TRUST_POLICIES.indexOf(policy)}`),
   };
 }

@@ -5,6 +5,7 @@ import type { Env } from "../../src/config";
 import worker from "../../src/index";
 import type { WebhookMessage } from "../../src/webhooks/events";
 import { call as callOpen, expectError, OCI_MANIFEST, ORIGIN, pushBlob, pushImage, pushManifest } from "./helpers";
+import { FakeIssuer, useFakeIssuers } from "./fake-issuer";
 import { certificate, cosignSign, ecKey, integer, notationEnvelope, oid, pem, rawToDer, seq, simpleSigningPayload, spkiOf, tlv, type Issued, type KeyPair } from "./signature-fixtures";
 import { ADMIN, basic, bearer, call, claimsOf, createToken, randomAddress, SERVICE, tokenEnv } from "./token-auth";
 
@@ -376,5 +377,33 @@ describe("Notation chains", () => {
     const verdict = tags.find((tag) => tag.name === "v1")!.signature;
     expect(verdict.status).toBe("invalid");
     expect(verdict.problems?.[0]?.reason).toContain("2.5.29.30");
+  });
+});
+
+describe("OIDC actors", () => {
+  const issuer = new FakeIssuer("https://review.issuer.test");
+  useFakeIssuers(issuer);
+  const policies = [{ issuer: issuer.origin, audience: "registry.test", claims: { repository: "my-org/app" }, scopes: [{ repository: "review/*", actions: ["pull"] }] }];
+  const oidcEnv = { ...tokenEnv, OIDC_TRUST_POLICIES: JSON.stringify(policies) };
+
+  beforeAll(async () => {
+    await issuer.newKey();
+  });
+
+  it("two CI identities whose subjects differ only past 200 characters are two actors in the audit log and in their tokens", async () => {
+    const prefix = `repo:my-org/app:ref:refs/heads/release/${"a".repeat(200)}`;
+    const actors: string[] = [];
+    for (const branch of ["-victim", "-attacker"]) {
+      const client = randomAddress();
+      const jwt = await issuer.sign({ aud: "registry.test", sub: `${prefix}${branch}`, repository: "my-org/app" });
+      const response = await call(`/token?service=${SERVICE}&scope=repository:review/x:pull`, { auth: basic(jwt, "oidc"), client, env: oidcEnv });
+      expect(response.status).toBe(200);
+      const { token } = (await response.json()) as { token: string };
+      const [row] = await rowsOf(client);
+      expect(row?.actor).toBe(claimsOf(token).actor);
+      expect(row!.actor.length).toBeLessThanOrEqual(300);
+      actors.push(row!.actor);
+    }
+    expect(actors[0]).not.toBe(actors[1]);
   });
 });
