@@ -15,15 +15,18 @@ import { actorOf, ADMIN_ACTOR, ANONYMOUS_ACTOR, type Actor, type AuditAction, ty
 // - A failed login is recorded only when the failed-login limit counted it (src/auth/throttle.ts): a secret not tried
 //   from that client within the window, so at most the limit's 10 per client and minute, and the block that follows
 //   once. Without the limiter binding nothing limits them, so an isolate then writes at most WINDOW_ROWS a minute.
+//   With it, an isolate still writes at most FLOOD_ROWS a minute: the limit is per client (an IPv6 /64), and one
+//   /48 (a free tunnel's) holds 65,536 clients, 11 rows a minute each.
 // - A caller's refusals: at most WINDOW_ROWS a minute per isolate (a job retrying a refused push in a loop).
 // - A credential's logins: at most WINDOW_ROWS a minute per isolate (a client fetching bearer tokens in a loop).
 const WINDOW_MS = 60_000;
 const WINDOW_ROWS = 60;
+const FLOOD_ROWS = 600;
 const windows = new Map<string, { start: number; rows: number }>();
 // Oldest out first past this many keys (callers), so the map stays small whatever the traffic.
 const MAX_KEYS = 1000;
 
-function withinBound(key: string, now = Date.now()): boolean {
+function withinBound(key: string, limit = WINDOW_ROWS, now = Date.now()): boolean {
   const window = windows.get(key);
   if (!window || now - window.start >= WINDOW_MS) {
     windows.delete(key);
@@ -32,7 +35,7 @@ function withinBound(key: string, now = Date.now()): boolean {
     return true;
   }
   window.rows += 1;
-  return window.rows <= WINDOW_ROWS;
+  return window.rows <= limit;
 }
 
 /** Writes a row that records no change; a failure to write it is logged, not answered (the answer stands). */
@@ -122,7 +125,7 @@ async function claimed(c: Context<AppEnv>, attempt: { user: string; secret: stri
  * the caller is anonymous, the target is what it claimed to be.
  */
 export async function recordFailedLogin(c: Context<AppEnv>, attempt: { user: string; secret: string }, result: "failed" | "denied"): Promise<void> {
-  if (!c.env.AUTH_FAILURES && !withinBound("logins")) return;
+  if (!withinBound("logins", c.env.AUTH_FAILURES ? FLOOD_ROWS : WINDOW_ROWS)) return;
   const { target, detail } = await claimed(c, attempt);
   await recordAlone(c, actorOf(c, ANONYMOUS_ACTOR), { action: "login", target, result, detail: { ...detail, ...(result === "denied" && { reason: "too many failed logins" }) } });
 }

@@ -407,3 +407,16 @@ describe("OIDC actors", () => {
     expect(actors[0]).not.toBe(actors[1]);
   });
 });
+
+describe("failed-login flooding", () => {
+  it("failed logins from every /64 of one /48 write a bounded number of rows a minute (per isolate)", { timeout: 60_000 }, async () => {
+    const prefix = `2001:db8:${(0x4000 + Math.floor(Math.random() * 0xbfff)).toString(16)}`;
+    for (let i = 0; i < 660; i++) {
+      const response = await call(`/token?service=${SERVICE}&scope=repository:review/x:pull`, { auth: basic(`ocr_${"a".repeat(16)}_${"b".repeat(43)}`), client: `${prefix}:${i.toString(16)}::1` });
+      expect(response.status).toBe(401);
+    }
+    const { results } = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE client LIKE ?").bind(`${prefix}:%`).all<{ n: number }>();
+    expect(results[0]!.n).toBeGreaterThan(0);
+    expect(results[0]!.n).toBeLessThanOrEqual(600);
+  });
+});
