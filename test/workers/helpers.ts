@@ -1,5 +1,6 @@
-import { SELF } from "cloudflare:test";
+import { createExecutionContext, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
+import worker from "../../src/index";
 
 export const ORIGIN = "http://registry.test";
 export const MiB = 1024 * 1024;
@@ -102,4 +103,31 @@ export async function pushManifest(repository: string, reference: string, manife
 
 export function descriptorOf(body: string, digest: string, mediaType = OCI_MANIFEST): Descriptor {
   return { mediaType, digest, size: new TextEncoder().encode(body).byteLength };
+}
+
+/**
+ * A request to the Worker with an env of its own (extra settings), after the work it left to waitUntil (what a
+ * push starts after its response: signature verdicts, reports, scans). Bodies get their Content-Length.
+ */
+export async function callWith(withEnv: object, path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (init.body instanceof Uint8Array) headers.set("Content-Length", String(init.body.byteLength));
+  if (typeof init.body === "string") headers.set("Content-Length", String(new TextEncoder().encode(init.body).byteLength));
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, { ...init, headers }), withEnv as never, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+/** A blob pushed whole (POST ?digest=) through `send`: its digest and size, for a descriptor. */
+export async function pushBlobThrough(
+  send: (path: string, init: RequestInit) => Promise<Response>,
+  repository: string,
+  bytes: Uint8Array | string,
+): Promise<{ digest: string; size: number }> {
+  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  const digest = await sha256(data);
+  const response = await send(`/v2/${repository}/blobs/uploads/?digest=${digest}`, { method: "POST", body: data });
+  expect(response.status).toBe(201);
+  return { digest, size: data.byteLength };
 }

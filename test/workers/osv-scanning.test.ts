@@ -1,11 +1,10 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { zipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfigError, parseConfig, type Env } from "../../src/config";
-import worker from "../../src/index";
 import { importZip as importOsvZip } from "../../src/osv/import";
 import { findingsOf, scanOf, type StoredFinding } from "../../src/vulnerabilities/store";
-import { OCI_INDEX, OCI_MANIFEST, ORIGIN, randomBytes, sha256 } from "./helpers";
+import { callWith, OCI_INDEX, OCI_MANIFEST, pushBlobThrough, randomBytes, sha256 } from "./helpers";
 
 // SBOM scanning (README: "SBOM scanning"): OSV records imported through the admin API (JSON, arrays, OSV's export
 // zips, the OSV_FEEDS refresh), SPDX and CycloneDX SBOMs pushed as referrers over the registry API and matched with
@@ -15,23 +14,9 @@ import { OCI_INDEX, OCI_MANIFEST, ORIGIN, randomBytes, sha256 } from "./helpers"
 const ADMIN = { Authorization: "Bearer admin-token-for-tests-0123456789abcdef" };
 const EMPTY = "application/vnd.oci.empty.v1+json";
 
-async function send(path: string, init: RequestInit = {}, callEnv: Env = env as unknown as Env): Promise<Response> {
-  const headers = new Headers(init.headers);
-  if (init.body instanceof Uint8Array) headers.set("Content-Length", String(init.body.byteLength));
-  if (typeof init.body === "string") headers.set("Content-Length", String(new TextEncoder().encode(init.body).byteLength));
-  const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, { ...init, headers }), callEnv as never, ctx);
-  await waitOnExecutionContext(ctx);
-  return response;
-}
+const send = (path: string, init: RequestInit = {}, callEnv: Env = env as unknown as Env) => callWith(callEnv, path, init);
 
-async function blob(repository: string, bytes: Uint8Array | string): Promise<{ digest: string; size: number }> {
-  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
-  const digest = await sha256(data);
-  const response = await send(`/v2/${repository}/blobs/uploads/?digest=${digest}`, { method: "POST", body: data });
-  expect(response.status).toBe(201);
-  return { digest, size: data.byteLength };
-}
+const blob = (repository: string, bytes: Uint8Array | string) => pushBlobThrough(send, repository, bytes);
 
 async function manifest(repository: string, body: object, tag?: string, mediaType = OCI_MANIFEST): Promise<{ mediaType: string; digest: string; size: number }> {
   const text = JSON.stringify(body);

@@ -1,9 +1,8 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, parseConfig, type Env } from "../../src/config";
-import worker from "../../src/index";
 import { MAX_SIGNATURE_BYTES } from "../../src/signatures/verdicts";
-import { OCI_MANIFEST, ORIGIN, randomBytes, sha256 } from "./helpers";
+import { callWith, OCI_MANIFEST, pushBlobThrough, randomBytes, sha256 } from "./helpers";
 import {
   certificate,
   certificateAuthority,
@@ -43,23 +42,9 @@ let trust: object[];
 let signedEnv: Env;
 
 /** A request to the Worker with SIGNATURE_TRUST set (open auth, as the other workers tests), after its waitUntil work. */
-async function send(path: string, init: RequestInit = {}, callEnv: Env = signedEnv): Promise<Response> {
-  const headers = new Headers(init.headers);
-  if (init.body instanceof Uint8Array) headers.set("Content-Length", String(init.body.byteLength));
-  if (typeof init.body === "string") headers.set("Content-Length", String(new TextEncoder().encode(init.body).byteLength));
-  const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`${ORIGIN}${path}`, { ...init, headers }), callEnv as never, ctx);
-  await waitOnExecutionContext(ctx);
-  return response;
-}
+const send = (path: string, init: RequestInit = {}, callEnv: Env = signedEnv) => callWith(callEnv, path, init);
 
-async function blob(repository: string, bytes: Uint8Array | string): Promise<{ digest: string; size: number }> {
-  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
-  const digest = await sha256(data);
-  const response = await send(`/v2/${repository}/blobs/uploads/?digest=${digest}`, { method: "POST", body: data });
-  expect(response.status).toBe(201);
-  return { digest, size: data.byteLength };
-}
+const blob = (repository: string, bytes: Uint8Array | string) => pushBlobThrough(send, repository, bytes);
 
 async function manifest(repository: string, reference: string, body: object, callEnv: Env = signedEnv): Promise<{ mediaType: string; digest: string; size: number }> {
   const text = JSON.stringify(body);
