@@ -63,16 +63,8 @@ export function parseAuditQuery(query: (name: string) => string | undefined): Au
 }
 
 /** An audit row as the API and the UI show it. */
-export interface AuditEventView {
-  id: number;
+export interface AuditEventView extends Omit<StoredAuditRow, "at"> {
   at: string;
-  actor: string;
-  client: string | null;
-  action: string;
-  repository: string | null;
-  target: string | null;
-  result: string;
-  detail: Record<string, unknown> | null;
 }
 
 const view = (row: StoredAuditRow): AuditEventView => ({ ...row, at: new Date(row.at).toISOString() });

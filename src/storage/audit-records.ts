@@ -60,15 +60,8 @@ export interface AuditFilter {
   until?: number;
 }
 
-interface Row {
-  id: number;
-  at: number;
-  actor: string;
-  client: string | null;
-  action: string;
-  repository: string | null;
-  target: string | null;
-  result: AuditResult;
+/** A row as D1 returns it: the detail still JSON text. */
+interface Row extends Omit<StoredAuditRow, "detail"> {
   detail: string | null;
   chosen: number;
 }
